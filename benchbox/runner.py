@@ -1,0 +1,212 @@
+"""Run one benchmark cell: dataset -> generator -> policy -> augmented set -> detector -> metrics.
+
+``run_cell(spec)`` returns the result dict that is also written to ``<out>/<id>/result.json``
+together with ``samples.png`` and ``curves.png``. The run folder is assembled under a hidden
+temporary name and renamed into place at the end, so an interrupted or failed run leaves no
+half-written result behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from . import registry
+from .config import CellSpec
+from .errors import BenchboxError
+from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
+from .io import atomic_write_json
+from .metrics import image_metrics
+from .runtime import device_info, package_versions, resolve_device, seed_everything
+
+STAGES = ("load data", "fit generator", "fit policy", "augment", "fit detector", "score")
+
+
+class StageFailed(BenchboxError):
+    """A stage raised; the message names the stage and the original error in one line."""
+
+    def __init__(self, stage: str, exc: BaseException):
+        self.stage = stage
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        prefix = "" if isinstance(exc, BenchboxError) else f"{type(exc).__name__}: "
+        super().__init__(f"stage '{stage}' failed: {prefix}{detail}")
+
+
+class Reporter:
+    """Progress sink: the CLI plugs a rich progress bar in; library use can stay silent."""
+
+    def start(self, stage: str) -> None: ...
+
+    def update(self, stage: str, completed: float, total: float | None) -> None: ...
+
+    def finish(self, stage: str, seconds: float) -> None: ...
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _stage(name: str, reporter: Reporter, timer: _Timer) -> Iterator[None]:
+    reporter.start(name)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except StageFailed:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        raise StageFailed(name, exc) from exc
+    seconds = time.perf_counter() - t0
+    timer.timings[name] = round(seconds, 4)
+    reporter.finish(name, seconds)
+
+
+def augment(
+    generator: Generator, policy: LatentPolicy, latents: torch.Tensor, ratio: float, seed: int, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode ``round(ratio * N)`` perturbed latents. Returns (images, source indices, dz)."""
+    n = int(round(ratio * len(latents))) if policy.generates else 0
+    if n == 0:
+        empty = torch.empty(0, dtype=torch.long)
+        return torch.empty(0), empty, torch.empty(0, latents.shape[1])
+    src = torch.randint(len(latents), (n,), generator=torch.Generator().manual_seed(seed * 7919 + 3))
+    dz = policy.propose(latents[src], seed=seed * 7919 + 5)
+    if dz.shape != latents[src].shape:
+        raise ValueError(f"policy returned dz of shape {tuple(dz.shape)} for z of shape {tuple(latents[src].shape)}")
+    images = torch.cat(
+        [generator.decode(latents[src[i : i + batch_size]] + dz[i : i + batch_size]) for i in range(0, n, batch_size)]
+    )
+    return images.clamp(0, 1), src, dz
+
+
+def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{spec.dataset}-{spec.generator}-{spec.policy}-{spec.detector}-s{spec.run.seed}-{spec.hash()[:6]}"
+    run_id, k = base, 1
+    while (out / run_id).exists():
+        k += 1
+        run_id = f"{base}-{k}"
+    return run_id, out / f".partial-{run_id}"
+
+
+def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = True) -> dict[str, Any]:
+    """Run one cell end to end and return its result row (also written to disk if ``write``)."""
+    reporter = reporter or Reporter()
+    device = resolve_device(spec.run.device)
+    if spec.run.threads:
+        torch.set_num_threads(spec.run.threads)
+    seed = spec.run.seed
+    seed_everything(seed)
+    timer = _Timer()
+    curves: dict[str, Curves] = {s: Curves() for s in ("generator", "policy", "detector")}
+    started = time.time()
+
+    def ctx(stage: str, key: str, val: LabeledImages | None, offset: int) -> FitContext:
+        def progress(done: float, total: float | None = None) -> None:
+            reporter.update(stage, done, total)
+
+        return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress, curves=curves[key])
+
+    with _stage("load data", reporter, timer):
+        dataset = registry.create("datasets", spec.dataset, spec.dataset_config)
+        generator = registry.create("generators", spec.generator, spec.generator_config)
+        policy = registry.create("policies", spec.policy, spec.policy_config)
+        detector = registry.create("detectors", spec.detector, spec.detector_config)
+        splits = dataset.load(seed)
+        reporter.update("load data", 1, 1)
+
+    with _stage("fit generator", reporter, timer):
+        generator.fit(splits.train, ctx("fit generator", "generator", splits.val, 1))
+
+    with _stage("fit policy", reporter, timer):
+        latents = generator.encode(splits.train)
+        policy.fit(generator, latents, ctx("fit policy", "policy", splits.val, 2))
+
+    with _stage("augment", reporter, timer):
+        generated, src, dz = augment(generator, policy, latents, spec.augment.ratio, seed, spec.augment.batch_size)
+        reporter.update("augment", 1, 1)
+
+    with _stage("fit detector", reporter, timer):
+        dctx = ctx("fit detector", "detector", splits.val, 3)
+        if policy.role == "anomaly" and len(generated):
+            detector.fit(splits.train, dctx, pseudo_anomalies=generated)
+        else:
+            detector.fit(torch.cat([splits.train, generated]) if len(generated) else splits.train, dctx)
+
+    with _stage("score", reporter, timer):
+        scores = detector.score(splits.test.images)
+        if scores.image.shape != (len(splits.test),):
+            raise ValueError(f"detector returned {tuple(scores.image.shape)} scores for {len(splits.test)} images")
+        metrics: dict[str, Any] = image_metrics(splits.test.labels, scores.image)
+        if len(splits.val):
+            recon = generator.decode(generator.encode(splits.val.images))
+            metrics["generator_val_mse"] = float((recon - splits.val.images).pow(2).mean())
+        reporter.update("score", 1, 1)
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result: dict[str, Any] = {
+        "id": None,
+        "status": "ok",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "metrics": metrics,
+        "config": spec.resolved(),
+        "config_hash": spec.hash(),
+        "seed": seed,
+        "device": str(device),
+        "environment": device_info(device),
+        "versions": package_versions(),
+        "plugins": {
+            g: {"name": n, "distribution": registry.info(g, n).distribution, "version": registry.info(g, n).version}
+            for g, n in (("datasets", spec.dataset), ("generators", spec.generator),
+                         ("policies", spec.policy), ("detectors", spec.detector))
+        },
+        "data": {"name": splits.name, "category": splits.category, "image_shape": list(splits.image_shape),
+                 "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
+                 "n_test_anomalous": int(splits.test.labels.sum()), "n_generated": len(generated),
+                 "generated_role": policy.role if len(generated) else None},
+        "timings": {**timer.timings, "total": round(time.time() - started, 3)},
+        "peak_rss_mb": round(peak_mb, 1),
+        "curves": {k: v.to_dict() for k, v in curves.items()},
+    }
+    if device.type == "cuda":
+        result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    if write:
+        _write_run(Path(spec.run.out), spec, result, splits.train, generator, latents, src, dz, generated)
+    return result
+
+
+def _write_run(out: Path, spec: CellSpec, result: dict[str, Any], train: torch.Tensor, generator: Generator,
+               latents: torch.Tensor, src: torch.Tensor, dz: torch.Tensor, generated: torch.Tensor) -> None:
+    from .plotting import save_curves, save_sample_grid
+
+    run_id, tmp = _new_run_dir(out, spec)
+    tmp.mkdir(parents=True, exist_ok=False)
+    try:
+        n = min(10, len(train))
+        idx = src[:n] if len(src) >= n else torch.arange(n)
+        rows = {"originals": train[idx], "decode(z)": generator.decode(latents[idx])}
+        if len(generated):
+            rows["decode(z + dz)"] = generated[:n]
+        else:
+            rows["decode(z + dz), dz = 0"] = generator.decode(latents[idx])
+        save_sample_grid(tmp / "samples.png", rows)
+        save_curves(tmp / "curves.png", result["curves"])
+        result["id"] = run_id
+        result["path"] = str(out / run_id)
+        atomic_write_json(tmp / "result.json", result)
+        tmp.rename(out / run_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+

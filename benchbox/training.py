@@ -1,0 +1,86 @@
+"""Small training helpers every network plugin shares: the epoch loop and batched inference."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import TrainingDiverged
+from .interfaces import FitContext
+
+
+def train_epochs(
+    model: nn.Module,
+    data: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    ctx: FitContext,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    val: torch.Tensor | None = None,
+    name: str = "loss",
+) -> None:
+    """Adam over shuffled mini-batches of ``data`` (CPU tensor, moved batch by batch).
+
+    ``loss_fn(batch_on_device)`` returns a scalar. Logs ``train/<name>`` (and ``val/<name>``
+    when ``val`` is given) per epoch into ``ctx.curves`` and advances ``ctx.progress`` per epoch.
+    A non-finite loss stops training with :class:`TrainingDiverged` naming the stage and the last
+    finite loss.
+    """
+    if len(data) == 0:
+        raise ValueError(f"{ctx.stage or 'training'}: no training images")
+    model.to(ctx.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = ctx.generator(offset=17)
+    last_finite: float | None = None
+    bs = max(1, min(batch_size, len(data)))
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(data), generator=gen)
+        total, count = 0.0, 0
+        for start in range(0, len(data), bs):
+            batch = data[order[start : start + bs]].to(ctx.device, non_blocking=True)
+            loss = loss_fn(batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"{ctx.stage or 'training'}: loss became {value} in epoch {epoch + 1}; "
+                    f"last finite loss {last_finite if last_finite is not None else 'none'}"
+                    " -- lower the learning rate or check the input data"
+                )
+            last_finite = value
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += value * len(batch)
+            count += len(batch)
+        ctx.curves.log(f"train/{name}", epoch + 1, total / count)
+        if val is not None and len(val):
+            ctx.curves.log(f"val/{name}", epoch + 1, evaluate_loss(model, val, loss_fn, ctx.device, bs))
+        ctx.progress(epoch + 1, epochs)
+    model.eval()
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, data: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device, bs: int
+) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, len(data), bs):
+        batch = data[start : start + bs].to(device)
+        total += float(loss_fn(batch)) * len(batch)
+    return total / len(data)
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` in batches on ``device``; returns a CPU tensor."""
+    if len(x) == 0:
+        return fn(x.to(device)).cpu()
+    return torch.cat([fn(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])

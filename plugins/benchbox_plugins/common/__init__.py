@@ -1,0 +1,1 @@
+"""Building blocks shared by several first-party plugins (never registered themselves)."""

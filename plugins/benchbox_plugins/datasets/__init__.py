@@ -1,0 +1,1 @@
+"""First-party datasets plugins (one module per plugin)."""

@@ -1,0 +1,1 @@
+"""First-party detectors plugins (one module per plugin)."""

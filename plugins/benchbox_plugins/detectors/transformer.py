@@ -1,0 +1,177 @@
+"""A small Vision Transformer trained to inpaint masked patches of normal images.
+
+Training: a random subset of patches (``mask_ratio``) is replaced by a learned mask token and the
+network reconstructs their pixels (MSE on masked patches only, SimMIM-style).
+
+Scoring is deterministic: for each of ``score_rounds`` fixed permutations of the patches
+(seeded), the patches are cut into ``V = round(1 / (1 - mask_ratio))`` equal blocks and ``V``
+masks are built, each hiding everything but one block. Every patch is thus hidden ``V - 1``
+times per round, and its score is its mean inpainting error over those passes. A high mask ratio
+(MAE-style) forces the network to rely on the learned global shape of normal images rather than
+on local stroke continuity, which would inpaint anomalies just as well. The anomaly map is the
+per-patch error upsampled to image size; the image score is the mean of the ``score_topk``
+share of highest patch errors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchbox.interfaces import Detector, FitContext, Scores
+from benchbox.training import train_epochs
+
+
+class MaskedPatchViT(nn.Module):
+    def __init__(self, channels: int, grid: int, patch: int, dim: int, depth: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.patch, self.grid, self.channels = patch, grid, channels
+        pdim = channels * patch * patch
+        self.embed = nn.Linear(pdim, dim)
+        self.pos = nn.Parameter(torch.randn(1, grid * grid, dim) * 0.02)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, int(dim * mlp_ratio), dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, pdim)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W -> N x L x (C p p)."""
+        p = self.patch
+        return F.unfold(x, kernel_size=p, stride=p).transpose(1, 2)
+
+    def forward(self, patches: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """patches: N x L x P; mask: N x L bool (True = hidden). Returns predicted patches."""
+        tokens = self.embed(patches)
+        tokens = torch.where(mask.unsqueeze(-1), self.mask_token.expand_as(tokens), tokens) + self.pos
+        return self.head(self.norm(self.encoder(tokens)))
+
+
+class TransformerDetector(Detector):
+    """Vision Transformer over patches, masked-patch inpainting error as anomaly score."""
+
+    @dataclass
+    class Config:
+        patch_size: int = 0
+        """Patch side in pixels (0 = about image_size / 7, at least 2)."""
+        dim: int = 96
+        depth: int = 4
+        heads: int = 4
+        mlp_ratio: float = 2.0
+        mask_ratio: float = 0.75
+        """Share of patches hidden, in training and in scoring."""
+        epochs: int = 60
+        batch_size: int = 64
+        lr: float = 1e-3
+        weight_decay: float = 1e-4
+        score_rounds: int = 2
+        """Fixed mask permutations used for scoring (each costs V forward passes)."""
+        score_topk: float = 1.0
+        """Image score = mean of this share of the highest patch errors (1.0 = mean of all)."""
+
+    def __init__(self, config: Config | None = None):
+        super().__init__(config)
+        c = self.config
+        if not 0.0 < c.mask_ratio < 1.0:
+            raise ValueError(f"transformer: --detector.mask-ratio must be in (0, 1), got {c.mask_ratio}")
+        if c.score_rounds < 1:
+            raise ValueError(f"transformer: --detector.score-rounds must be >= 1, got {c.score_rounds}")
+        if not 0.0 < c.score_topk <= 1.0:
+            raise ValueError(f"transformer: --detector.score-topk must be in (0, 1], got {c.score_topk}")
+        if c.dim % c.heads:
+            raise ValueError(f"transformer: --detector.dim ({c.dim}) must be divisible by --detector.heads ({c.heads})")
+        self.net: MaskedPatchViT | None = None
+        self.device = torch.device("cpu")
+        self.size = 0
+
+    # -- geometry ------------------------------------------------------------------------
+    def _patch(self, size: int) -> int:
+        return self.config.patch_size or max(2, round(size / 7))
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.net is not None
+        target = self.net.grid * self.net.patch
+        pad = target - x.shape[-1]
+        return F.pad(x, (0, pad, 0, pad), mode="replicate") if pad else x
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, images: torch.Tensor, ctx: FitContext, pseudo_anomalies: torch.Tensor | None = None) -> None:
+        if pseudo_anomalies is not None:
+            raise ValueError("transformer: pseudo-anomalies need a classify mode, which this detector lacks")
+        if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+            raise ValueError(f"transformer: expected N x C x S x S images, got {tuple(images.shape)}")
+        c = self.config
+        self.size = images.shape[-1]
+        patch = self._patch(self.size)
+        grid = math.ceil(self.size / patch)
+        torch.manual_seed(ctx.seed)
+        self.net = MaskedPatchViT(images.shape[1], grid, patch, c.dim, c.depth, c.heads, c.mlp_ratio)
+        self.device = ctx.device
+        n_mask = max(1, int(round(c.mask_ratio * grid * grid)))
+        gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed + 1)
+
+        def loss_fn(x: torch.Tensor) -> torch.Tensor:
+            net = self.net
+            assert net is not None
+            patches = net.patchify(self._pad(x))
+            noise = torch.rand(patches.shape[:2], generator=gen, device=x.device)
+            mask = noise.argsort(1).argsort(1) < n_mask  # exactly n_mask hidden per image
+            pred = net(patches, mask)
+            err = (pred - patches).pow(2).mean(-1)
+            return (err * mask).sum() / mask.sum()
+
+        val = ctx.val.images if ctx.val is not None and ctx.val.labels.eq(0).all() and len(ctx.val) else None
+        train_epochs(
+            self.net, images, loss_fn, ctx, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+            weight_decay=c.weight_decay, val=val, name="masked_mse",
+        )
+
+    # -- scoring -------------------------------------------------------------------------
+    def _score_masks(self) -> torch.Tensor:
+        """M x L bool masks (True = hidden): V complementary masks per round, fixed seed."""
+        assert self.net is not None
+        n = self.net.grid**2
+        views = max(2, round(1.0 / (1.0 - self.config.mask_ratio)))
+        gen = torch.Generator().manual_seed(12345)
+        masks = []
+        for _ in range(self.config.score_rounds):
+            block = torch.empty(n, dtype=torch.long)
+            block[torch.randperm(n, generator=gen)] = torch.arange(n) % views
+            masks += [block != v for v in range(views)]
+        return torch.stack(masks)
+
+    @torch.no_grad()
+    def patch_errors(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """N x L mean inpainting error of every patch over the passes in which it was hidden."""
+        if self.net is None:
+            raise RuntimeError("transformer: call fit() before score()")
+        net = self.net.eval()
+        masks = self._score_masks().to(self.device)
+        hidden = masks.sum(0).clamp(min=1)
+        out = []
+        for start in range(0, len(images), batch_size):
+            patches = net.patchify(self._pad(images[start : start + batch_size].to(self.device)))
+            err = torch.zeros(patches.shape[:2], device=self.device)
+            for mask in masks:
+                m = mask.expand(len(patches), -1)
+                err += (net(patches, m) - patches).pow(2).mean(-1) * m
+            out.append((err / hidden).cpu())
+        return torch.cat(out)
+
+    def score(self, images: torch.Tensor) -> Scores:
+        if images.shape[-1] != self.size:
+            raise ValueError(f"transformer: fitted on {self.size} px images, got {images.shape[-1]} px")
+        err = self.patch_errors(images)
+        k = max(1, int(round(self.config.score_topk * err.shape[1])))
+        image_scores = err.topk(k, dim=1).values.mean(1)
+        assert self.net is not None
+        g = self.net.grid
+        maps = F.interpolate(err.view(-1, 1, g, g), size=(g * self.net.patch,) * 2, mode="bilinear", align_corners=False)
+        maps = maps[:, 0, : self.size, : self.size].contiguous()
+        return Scores(image=image_scores.float(), maps=maps.float())

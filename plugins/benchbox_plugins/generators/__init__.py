@@ -1,0 +1,1 @@
+"""First-party generators plugins (one module per plugin)."""

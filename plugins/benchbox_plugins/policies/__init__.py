@@ -1,0 +1,1 @@
+"""First-party policies plugins (one module per plugin)."""
