@@ -49,7 +49,7 @@ def _validate(cfg: OneClassConfig, classes: np.ndarray, where: str) -> None:
 
 def to_tensor(images: np.ndarray, scale: float, image_size: int) -> torch.Tensor:
     """uint8/float ``N x H x W`` or ``N x H x W x C`` array -> float32 ``N x C x H x W`` in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(scale)
+    x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(scale)  # copies: inputs may be read-only
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     if image_size and image_size != x.shape[-1]:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
