@@ -6,7 +6,7 @@
 
 Writes ``benchmarks/results/mnist_reference.json`` and ``.md``. Usage::
 
-    python benchmarks/mnist_reference.py [--device auto] [--classes 0 1 ...] [--seeds 0 1 2]
+    python benchmarks/mnist_reference.py [--device auto] [--classes 0 1 ...] [--seeds 0 1 2] [--out-dir DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--classes", type=int, nargs="*", default=list(range(10)))
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--out-dir", type=Path, default=OUT)
     args = ap.parse_args()
     t0 = time.time()
     per_class = []
@@ -79,7 +80,7 @@ def main() -> None:
     }
     result = {"per_class": per_class, "controls": controls, "summary": summary,
               "versions": package_versions(), "wall_seconds": round(time.time() - t0, 1)}
-    atomic_write_json(OUT / "mnist_reference.json", result)
+    atomic_write_json(args.out_dir / "mnist_reference.json", result)
     lines = ["# MNIST-5k one-class reference (transformer detector, policy none, seed 0)", "",
              "| normal class | transformer AUROC | kNN raw-pixel AUROC |", "|---:|---:|---:|"]
     lines += [f"| {r['class']} | {r['image_auroc']:.4f} | {r['knn_auroc']:.4f} |" for r in per_class]
@@ -89,7 +90,7 @@ def main() -> None:
     lines += [f"| {p} | {v['mean']:.4f} | {v['std']:.4f} |" for p, v in summary["class0"].items()]
     lines += ["", f"device: {per_class[0]['device'] if per_class else '?'}; torch {result['versions'].get('torch')}; "
               f"wall time {result['wall_seconds']} s"]
-    atomic_write_text(OUT / "mnist_reference.md", "\n".join(lines) + "\n")
+    atomic_write_text(args.out_dir / "mnist_reference.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
