@@ -1,0 +1,280 @@
+"""The latent augmentation MDP: a gymnasium environment over a fitted generator and its training latents.
+
+The MDP (the same for :class:`LatentEnv`, one environment, and :class:`LatentVectorEnv`, N of them)
+---------------------------------------------------------------------------------------------------
+Let ``Z`` (``M x d``) be the training latents, ``mu`` and ``sigma`` their per-dimension mean and std
+(``sigma`` floored at 1e-6), ``H = episode_length`` and ``s = step_size``.
+
+* **Reset.** A source latent ``z0 = Z[k]`` is drawn, ``k`` uniform over ``M``. The draw is a pure
+  function of (environment seed, episode counter), so N batched environments and N single ones
+  with the same seeds visit the same sources. ``z_0 = z0``, ``t = 0``.
+* **Observation** (``2 d + 1`` float32, clipped to ``[-10, 10]``):
+  ``[(z_t - mu) / sigma,  (z_t - z0) / sigma,  t / H]``.
+* **Action** ``a`` in ``[-1, 1]^d`` (values outside are clipped). The latent moves by
+  ``dz = s * sigma * a``: ``z_{t+1} = z_t + dz``.
+* **Reward** after every step, a weighted sum of named terms (weights in :class:`RewardConfig`),
+  each computed on ``z' = z_{t+1}``:
+
+  - ``realism = -log(1 + c(z') / c_ref)`` where ``c(z) = mean(((E(D(z)) - z) / sigma)^2)`` is the
+    encoder--decoder consistency error and ``c_ref`` its mean over the training latents. Latents
+    off the data manifold do not survive a decode/encode round trip; the encoder judges the decoder,
+    so a blurry "average" image is not rewarded for free.
+  - ``novelty = 1 - ((n(z') - m) / h)^2``, clipped below at ``-novelty_clip``, where
+    ``n(z) = min_i ||(z - Z_i) / sigma|| / sqrt(d)`` is the distance to the nearest training latent
+    (the source included, so it is also a bound on the distance from the source) and
+    ``[m - h, m + h]`` is the band: between the ``band[0]`` and ``band[1]`` percentiles of the
+    train-to-train nearest-neighbour distances (role ``normal``: 50 -- 90, new samples about as far
+    from the data as the data is from itself; role ``anomaly``: 95 -- 99.5, near-boundary
+    pseudo-anomalies). Inside the band the term is in ``[0, 1]``, outside it is negative, so
+    novelty without limit is penalised.
+  - ``size = -mean(a^2)``, a penalty on the size of the step.
+
+  ``reward = w_realism * realism + w_novelty * novelty + w_size * size``. ``info`` carries every
+  term per environment (``info["realism"]`` ...).
+* **Termination / truncation.** The episode *terminates* after exactly ``H`` steps: time ``t / H``
+  is part of the state, so step ``H`` is a true terminal state (nothing is bootstrapped past it);
+  there is no truncation. ``H = 1``, the default, makes PPO a contextual bandit: fast and low
+  variance.
+* **Autoreset** (vector form): gymnasium 1.x ``SAME_STEP`` mode. When an episode ends, the
+  returned observation is already the first of the next episode; ``info["final_obs"]`` holds the
+  last observation and ``info["final_info"]["episode"]`` the return ``r`` and length ``l``,
+  with boolean masks ``info["_final_obs"]`` / ``info["_final_info"]``.
+
+:class:`LatentVectorEnv` keeps everything as tensors on one device and steps all N environments
+with batched tensor operations (one decode and one encode call per step, no Python loop over
+environments); it returns torch tensors. :class:`LatentEnv` is the numpy single environment that
+``gymnasium.utils.env_checker.check_env`` accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from benchbox.interfaces import Generator
+
+BANDS = {"normal": (50.0, 90.0), "anomaly": (95.0, 99.5)}
+OBS_CLIP = 10.0
+_M31 = (1 << 31) - 1
+
+
+@dataclass
+class RewardConfig:
+    """Weights and shape of the reward terms (see the module docstring)."""
+
+    role: Literal["normal", "anomaly"] = "normal"
+    w_realism: float = 1.0
+    w_novelty: float = 1.0
+    w_size: float = 0.1
+    band: tuple[float, float] | None = None
+    """Percentiles of train-to-train NN distances bounding the novelty band (None = by role)."""
+    novelty_clip: float = 3.0
+    step_size: float = 1.0
+    episode_length: int = 1
+    terms: tuple[str, ...] = field(default=("realism", "novelty", "size"), init=False)
+
+
+def _hash_index(seed: torch.Tensor, counter: torch.Tensor, modulus: int) -> torch.Tensor:
+    """A counter-based integer hash (no overflow in int64), vectorised: (seed, counter) -> [0, modulus)."""
+    h = ((seed & _M31) * 1_000_003 + (counter & _M31) * 7_919 + 12_345) & _M31
+    for _ in range(3):
+        h = h ^ (h >> 16)
+        h = (h * 0x45D9F3B) & _M31
+    return h % modulus
+
+
+class LatentCore:
+    """Batched reward and observation maths shared by the single and the vector environment."""
+
+    def __init__(self, generator: Generator, latents: torch.Tensor, config: RewardConfig | None = None,
+                 device: torch.device | str = "cpu", nn_chunk: int = 4096):
+        self.cfg = cfg = config or RewardConfig()
+        if cfg.step_size <= 0:
+            raise ValueError(f"latent env: step_size must be > 0, got {cfg.step_size}")
+        if cfg.episode_length < 1:
+            raise ValueError(f"latent env: episode_length must be >= 1, got {cfg.episode_length}")
+        if latents.ndim != 2 or len(latents) < 2:
+            raise ValueError(f"latent env: need an M x d tensor of at least 2 training latents, got {tuple(latents.shape)}")
+        self.generator = generator
+        self.device = torch.device(device)
+        self.nn_chunk = nn_chunk
+        self.latents = latents.detach().float().to(self.device)
+        self.d = self.latents.shape[1]
+        self.mu = self.latents.mean(0)
+        self.sigma = self.latents.std(0).clamp(min=1e-6)
+        self.zn = (self.latents - self.mu) / self.sigma  # normalised training latents
+        self.c_ref = float(self.consistency(self.latents).mean().clamp(min=1e-8))
+        nn_train = self.nn_distance(self.latents, exclude_self=True)
+        lo, hi = cfg.band or BANDS[cfg.role]
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"latent env: band percentiles must satisfy 0 <= lo < hi <= 100, got {(lo, hi)}")
+        q = torch.quantile(nn_train.cpu(), torch.tensor([lo / 100, hi / 100]))
+        self.band = (float(q[0]), float(max(q[1], q[0] + 1e-6)))
+        self.obs_dim = 2 * self.d + 1
+
+    # -- reward terms ------------------------------------------------------------------------
+    @torch.no_grad()
+    def consistency(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-row mean squared encoder-decoder round-trip error in std units."""
+        z_cpu = z.detach().cpu()
+        z2 = self.generator.encode(self.generator.decode(z_cpu)).to(self.device)
+        return (((z2 - z) / self.sigma) ** 2).mean(1)
+
+    @torch.no_grad()
+    def nn_distance(self, z: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+        """Distance to the nearest training latent, in std units, divided by sqrt(d)."""
+        q = (z - self.mu) / self.sigma
+        out = []
+        for start in range(0, len(q), self.nn_chunk):
+            dist = torch.cdist(q[start : start + self.nn_chunk], self.zn)
+            if exclude_self:
+                rows = torch.arange(dist.shape[0], device=dist.device)
+                dist[rows, rows + start] = float("inf")
+            out.append(dist.min(1).values)
+        return torch.cat(out) / math.sqrt(self.d)
+
+    @torch.no_grad()
+    def reward(self, z_new: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        realism = -torch.log1p(self.consistency(z_new) / self.c_ref)
+        lo, hi = self.band
+        mid, half = (lo + hi) / 2, (hi - lo) / 2
+        novelty = (1 - ((self.nn_distance(z_new) - mid) / half) ** 2).clamp(min=-cfg.novelty_clip)
+        size = -(action**2).mean(1)
+        total = cfg.w_realism * realism + cfg.w_novelty * novelty + cfg.w_size * size
+        return total, {"realism": realism, "novelty": novelty, "size": size}
+
+    # -- dynamics ----------------------------------------------------------------------------
+    def source_index(self, seed: torch.Tensor, episode: torch.Tensor) -> torch.Tensor:
+        return _hash_index(seed, episode, len(self.latents))
+
+    def delta(self, action: torch.Tensor) -> torch.Tensor:
+        return self.cfg.step_size * self.sigma * action.clamp(-1, 1)
+
+    def observe(self, z: torch.Tensor, z0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        obs = torch.cat([(z - self.mu) / self.sigma, (z - z0) / self.sigma,
+                         (t.float() / self.cfg.episode_length).unsqueeze(1)], dim=1)
+        return obs.clamp(-OBS_CLIP, OBS_CLIP)
+
+    def observe_source(self, z: torch.Tensor) -> torch.Tensor:
+        """The first observation of an episode starting at ``z`` (used by the policy plugin)."""
+        return self.observe(z, z, torch.zeros(len(z), dtype=torch.long, device=z.device))
+
+    def spaces(self) -> tuple[spaces.Box, spaces.Box]:
+        obs = spaces.Box(-OBS_CLIP, OBS_CLIP, (self.obs_dim,), np.float32)
+        act = spaces.Box(-1.0, 1.0, (self.d,), np.float32)
+        return obs, act
+
+
+class LatentVectorEnv(VectorEnv):
+    """N latent environments stepped as one batch of tensors on ``core.device`` (torch in, torch out)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, core: LatentCore, num_envs: int):
+        if num_envs < 1:
+            raise ValueError(f"latent env: num_envs must be >= 1, got {num_envs}")
+        self.core = core
+        self.num_envs = num_envs
+        self.single_observation_space, self.single_action_space = core.spaces()
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        dev, d = core.device, core.d
+        self.seeds = torch.arange(num_envs, dtype=torch.long, device=dev)
+        self.episode = torch.zeros(num_envs, dtype=torch.long, device=dev)
+        self.t = torch.zeros(num_envs, dtype=torch.long, device=dev)
+        self.z = torch.zeros(num_envs, d, device=dev)
+        self.z0 = torch.zeros(num_envs, d, device=dev)
+        self.ret = torch.zeros(num_envs, device=dev)
+
+    def _start(self, mask: torch.Tensor) -> None:
+        idx = self.core.source_index(self.seeds, self.episode)
+        src = self.core.latents[idx]
+        m = mask.unsqueeze(1)
+        self.z = torch.where(m, src, self.z)
+        self.z0 = torch.where(m, src, self.z0)
+        self.t = torch.where(mask, 0, self.t)
+        self.ret = torch.where(mask, 0.0, self.ret)
+        self.episode = self.episode + mask.long()
+
+    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"latent env: got {len(seeds)} seeds for {self.num_envs} environments")
+            self.seeds = torch.tensor(seeds, dtype=torch.long, device=self.core.device)
+            self.episode.zero_()
+        self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device))
+        return self.core.observe(self.z, self.z0, self.t), {}
+
+    def step(self, actions):
+        core = self.core
+        a = torch.as_tensor(actions, dtype=torch.float32, device=core.device).clamp(-1, 1)
+        self.z = self.z + core.delta(a)
+        self.t = self.t + 1
+        reward, terms = core.reward(self.z, a)
+        self.ret = self.ret + reward
+        terminated = self.t >= core.cfg.episode_length
+        truncated = torch.zeros_like(terminated)
+        obs = core.observe(self.z, self.z0, self.t)
+        info: dict[str, Any] = dict(terms)
+        if bool(terminated.any()):
+            info["final_obs"] = obs
+            info["_final_obs"] = terminated
+            info["final_info"] = {"episode": {"r": self.ret.clone(), "l": self.t.clone()}, "_episode": terminated}
+            info["_final_info"] = terminated
+            self._start(terminated)
+            obs = torch.where(terminated.unsqueeze(1), core.observe(self.z, self.z0, self.t), obs)
+        return obs, reward, terminated, truncated, info
+
+
+class LatentEnv(gym.Env):
+    """One latent environment with numpy observations and actions (``check_env`` compatible)."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, core: LatentCore):
+        self.core = core
+        self.observation_space, self.action_space = core.spaces()
+        self._seed = 0
+        self._episode = 0
+        self.z = self.z0 = None
+        self.t = 0
+        self._started = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._seed, self._episode = int(seed), 0
+        dev = self.core.device
+        k = self.core.source_index(torch.tensor([self._seed], device=dev), torch.tensor([self._episode], device=dev))
+        self._episode += 1
+        self.z = self.core.latents[k].clone()
+        self.z0 = self.z.clone()
+        self.t = 0
+        self._started = True
+        return self._obs(), {}
+
+    def _obs(self) -> np.ndarray:
+        t = torch.tensor([self.t], device=self.core.device)
+        return self.core.observe(self.z, self.z0, t)[0].cpu().numpy().astype(np.float32)
+
+    def step(self, action):
+        if not self._started:
+            raise RuntimeError("latent env: call reset() before step()")
+        a = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.core.device).reshape(1, -1).clamp(-1, 1)
+        self.z = self.z + self.core.delta(a)
+        self.t += 1
+        reward, terms = self.core.reward(self.z, a)
+        terminated = self.t >= self.core.cfg.episode_length
+        if terminated:
+            self._started = False
+        info = {k: float(v[0]) for k, v in terms.items()}
+        return self._obs(), float(reward[0]), bool(terminated), False, info

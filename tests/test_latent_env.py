@@ -1,0 +1,88 @@
+"""The latent augmentation environment: gymnasium checks, vector/single agreement, reward terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from benchbox import registry
+from benchbox.interfaces import FitContext
+from benchbox_plugins.common.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
+
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def core_parts(digits_splits):
+    gen = registry.create("generators", "ae", tiny_config(registry.load("generators", "ae")))
+    gen.fit(digits_splits.train, FitContext(device=torch.device("cpu"), seed=0))
+    return gen, gen.encode(digits_splits.train)
+
+
+def _core(core_parts, **kw) -> LatentCore:
+    gen, latents = core_parts
+    return LatentCore(gen, latents, RewardConfig(**kw))
+
+
+def test_check_env_passes(core_parts):
+    check_env(LatentEnv(_core(core_parts)), skip_render_check=True)
+    check_env(LatentEnv(_core(core_parts, episode_length=3)), skip_render_check=True)
+
+
+@pytest.mark.parametrize("episode_length", [1, 3])
+def test_vector_matches_single_envs(core_parts, episode_length):
+    core = _core(core_parts, episode_length=episode_length)
+    n, steps = 5, 7
+    venv = LatentVectorEnv(core, n)
+    singles = [LatentEnv(core) for _ in range(n)]
+    obs_v, _ = venv.reset(seed=11)
+    obs_s = [env.reset(seed=11 + i)[0] for i, env in enumerate(singles)]
+    assert np.allclose(obs_v.numpy(), np.stack(obs_s), atol=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        actions = rng.uniform(-1, 1, (n, core.d)).astype(np.float32)
+        obs_v, rew_v, term_v, trunc_v, info = venv.step(torch.from_numpy(actions))
+        for i, env in enumerate(singles):
+            o, r, term, trunc, inf = env.step(actions[i])
+            assert abs(float(rew_v[i]) - r) < 1e-4
+            assert abs(float(info["realism"][i]) - inf["realism"]) < 1e-4
+            assert bool(trunc_v[i]) == trunc and bool(term_v[i]) == term
+            if term:
+                assert bool(info["_final_obs"][i])
+                assert np.allclose(info["final_obs"][i].numpy(), o, atol=1e-5)
+                o, _ = env.reset()  # what SAME_STEP autoreset returns
+            assert np.allclose(obs_v[i].numpy(), o, atol=1e-5)
+
+
+def test_reward_terms_and_band(core_parts):
+    core = _core(core_parts)
+    lo, hi = core.band
+    assert 0 < lo < hi
+    z = core.latents[:8]
+    zero = torch.zeros_like(z)
+    total, terms = core.reward(z, zero)
+    assert set(terms) == {"realism", "novelty", "size"}
+    assert torch.equal(terms["size"], torch.zeros(8))
+    # a training latent is at distance 0 from itself: below the band, so novelty is negative
+    assert (terms["novelty"] < 0).all()
+    far = core.reward(z + 50 * core.sigma, zero)[1]
+    assert (far["novelty"] == -core.cfg.novelty_clip).all() and (far["realism"] < terms["realism"]).all()
+    anomaly = _core(core_parts, role="anomaly")
+    assert anomaly.band[0] > lo
+
+
+def test_source_draw_is_deterministic(core_parts):
+    core = _core(core_parts)
+    v1, v2 = LatentVectorEnv(core, 16), LatentVectorEnv(core, 16)
+    assert torch.equal(v1.reset(seed=3)[0], v2.reset(seed=3)[0])
+    assert not torch.equal(v1.reset(seed=3)[0], v1.reset(seed=4)[0])
+    idx = core.source_index(torch.zeros(4000, dtype=torch.long), torch.arange(4000))
+    counts = torch.bincount(idx, minlength=len(core.latents)).float()
+    assert counts.min() > 0.3 * counts.mean()  # roughly uniform
+
+
+def test_bad_config_is_one_clear_error(core_parts):
+    with pytest.raises(ValueError, match="step_size"):
+        _core(core_parts, step_size=0)

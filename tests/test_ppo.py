@@ -1,0 +1,104 @@
+"""The single-file PPO: learns a toy task, runs standalone, and works as the ``ppo`` policy plugin."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from benchbox import registry
+from benchbox.interfaces import FitContext
+from benchbox_plugins.policies.ppo import Args, PPOPolicy, run, train
+
+from conftest import tiny_config
+
+
+class TargetBandit:
+    """Torch vector bandit: observation is a random target in [-0.8, 0.8]^2, reward -||a - target||^2."""
+
+    def __init__(self, n: int):
+        self.num_envs = n
+        self.single_observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        self.gen = torch.Generator().manual_seed(0)
+
+    def _obs(self):
+        self.target = torch.rand(self.num_envs, 2, generator=self.gen) * 1.6 - 0.8
+        return self.target
+
+    def reset(self, seed=None):
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = -((action.clamp(-1, 1) - self.target) ** 2).sum(1)
+        done = torch.ones(self.num_envs, dtype=torch.bool)
+        final = self.target.clone()
+        return self._obs(), reward, done, torch.zeros_like(done), {"final_obs": final, "_final_obs": done,
+                                                                   "err": -reward}
+
+
+def test_ppo_learns_a_contextual_bandit():
+    args = Args(total_timesteps=64 * 4 * 20, num_envs=64, num_steps=4, num_minibatches=4, update_epochs=4,
+                learning_rate=3e-3, progress=False, log_std_init=-0.5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: threads only add overhead
+    try:
+        _, history = train(args, TargetBandit(64), info_keys=("err",))
+    finally:
+        torch.set_num_threads(threads)
+    first, last = history[0]["episodic_return"], np.mean([h["episodic_return"] for h in history[-3:]])
+    assert last > first + 0.4 and last > -0.4, (first, last)
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac", "explained_variance", "sps", "reward/err"):
+        assert key in history[-1]
+
+
+def test_standalone_pendulum_writes_outputs(tmp_path):
+    summary = run(Args(env_id="Pendulum-v1", total_timesteps=512, num_envs=2, num_steps=128, num_minibatches=4,
+                       update_epochs=1, eval_episodes=1, progress=False, out_dir=str(tmp_path)))
+    out = tmp_path / next(p.name for p in tmp_path.iterdir())
+    assert (out / "progress.csv").read_text().startswith("iteration,global_step,episodic_return")
+    assert (out / "returns.png").stat().st_size > 0
+    assert json.loads((out / "eval.json").read_text())["eval_returns"] == summary["eval_returns"]
+    assert len(summary["eval_returns"]) == 1 and summary["total_timesteps"] == 512
+
+
+@pytest.fixture(scope="module")
+def fitted(digits_splits):
+    gen = registry.create("generators", "ae", tiny_config(registry.load("generators", "ae")))
+    gen.fit(digits_splits.train, FitContext(device=torch.device("cpu"), seed=0))
+    return gen, gen.encode(digits_splits.train)
+
+
+@pytest.mark.parametrize("role,episode_length", [("normal", 1), ("anomaly", 2)])
+def test_plugin_fit_logs_and_proposes(fitted, role, episode_length):
+    gen, latents = fitted
+    pol = PPOPolicy(tiny_config(PPOPolicy, role=role, episode_length=episode_length))
+    ctx = FitContext(device=torch.device("cpu"), seed=0)
+    pol.fit(gen, latents, ctx)
+    assert pol.role == role
+    for key in ("reward/realism", "reward/novelty", "reward/size", "entropy", "approx_kl"):
+        assert key in ctx.curves.series, key
+    dz = pol.propose(latents[:32], seed=4)
+    bound = pol.config.step_size * episode_length * latents.std(0) + 1e-5
+    assert (dz.abs() <= bound).all()
+    assert torch.equal(dz, pol.propose(latents[:32], seed=4))
+    assert not torch.equal(dz, pol.propose(latents[:32], seed=5))
+
+
+def test_plugin_same_seed_same_policy(fitted):
+    gen, latents = fitted
+    outs = []
+    for _ in range(2):
+        pol = PPOPolicy(tiny_config(PPOPolicy))
+        pol.fit(gen, latents, FitContext(device=torch.device("cpu"), seed=3))
+        outs.append(pol.propose(latents[:8], seed=0))
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("option", ["step_size", "total_timesteps", "num_envs", "learning_rate"])
+def test_bad_options_name_the_option(option):
+    with pytest.raises(ValueError, match=f"--policy.{option.replace('_', '-')}"):
+        PPOPolicy(PPOPolicy.Config(**{option: 0}))
