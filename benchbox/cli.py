@@ -17,6 +17,7 @@ from rich.table import Table
 
 from . import registry
 from .config import AugmentConfig, CellSpec, RunOptions
+from .data_cli import cmd_data
 from .errors import BenchboxError, ConfigError
 
 DEFAULTS = {"dataset": "mnist", "generator": "ae", "policy": "random", "detector": "transformer"}
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"benchbox {version('benchbox')}")
         return 0
-    commands = {"run": cmd_run, "list": cmd_list}
+    commands = {"run": cmd_run, "list": cmd_list, "data": cmd_data}
     command = commands.get(argv[0])
     try:
         if command is None:

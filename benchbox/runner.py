@@ -25,6 +25,7 @@ from .errors import BenchboxError
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
 from .io import atomic_write_json
 from .metrics import image_metrics
+from .pixel_metrics import pixel_metrics
 from .runtime import device_info, package_versions, resolve_device, seed_everything
 
 STAGES = ("load data", "fit generator", "fit policy", "augment", "fit detector", "score")
@@ -149,6 +150,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         if scores.image.shape != (len(splits.test),):
             raise ValueError(f"detector returned {tuple(scores.image.shape)} scores for {len(splits.test)} images")
         metrics: dict[str, Any] = image_metrics(splits.test.labels, scores.image)
+        metrics.update(pixel_metrics(splits.test.masks, scores.maps))
         if len(splits.val):
             recon = generator.decode(generator.encode(splits.val.images))
             metrics["generator_val_mse"] = float((recon - splits.val.images).pow(2).mean())

@@ -1,0 +1,29 @@
+"""BMAD medical anomaly detection: Brain, Liver, Retina_RESC (pixel labels), OCT2017, Chest, Histopathology."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
+from benchbox_plugins.common.folders import Layout, scan_bmad, subfolders
+
+CATEGORIES = ("Brain", "Liver", "Retina_RESC", "Retina_OCT2017", "Chest", "Histopathology")
+
+
+class BMAD(FolderDataset):
+    """BMAD from --dataset.root (train/good, valid and test with good/Ungood; img + label masks)."""
+
+    subdir = "bmad"
+    expected = "<category>/train/good, <category>/{valid,test}/{good,Ungood}, optionally with img/ and label/ or anomaly_mask/"
+
+    @dataclass
+    class Config(FolderConfig):
+        category: str = "Brain"
+        """Brain, Liver, Retina_RESC (pixel labels) or Retina_OCT2017, Chest, Histopathology."""
+
+    def scan(self, root: Path, category: str) -> Layout:
+        return scan_bmad(root, category, self.name)
+
+    def categories(self, root: Path) -> list[str]:
+        return [c for c in subfolders(root) if (root / c / "train").is_dir()]

@@ -1,0 +1,29 @@
+"""PKU-GoodsAD: supermarket goods (6 categories, 3000x3000 images) in MVTec-style folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
+from benchbox_plugins.common.folders import Layout, scan_mvtec, subfolders
+
+CATEGORIES = ("drink_bottle", "drink_can", "food_bottle", "food_box", "food_package", "cigarette_box")
+
+
+class PKUGoodsAD(FolderDataset):
+    """PKU-GoodsAD from --dataset.root (MVTec-style folders; masks used where ground_truth exists)."""
+
+    subdir = "pku"
+    expected = "<category>/train/good/*.png, <category>/test/<defect>/*.png, optional <category>/ground_truth"
+
+    @dataclass
+    class Config(FolderConfig):
+        category: str = "drink_bottle"
+        """One of drink_bottle, drink_can, food_bottle, food_box, food_package, cigarette_box."""
+
+    def scan(self, root: Path, category: str) -> Layout:
+        return scan_mvtec(root, category, self.name, masks="optional")
+
+    def categories(self, root: Path) -> list[str]:
+        return [c for c in subfolders(root) if (root / c / "train").is_dir()]
