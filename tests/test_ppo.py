@@ -102,3 +102,27 @@ def test_plugin_same_seed_same_policy(fitted):
 def test_bad_options_name_the_option(option):
     with pytest.raises(ValueError, match=f"--policy.{option.replace('_', '-')}"):
         PPOPolicy(PPOPolicy.Config(**{option: 0}))
+
+
+# ---------------------------------------------------- the consumer of the anomaly role
+
+
+def test_transformer_classify_mode(digits_splits):
+    cls = registry.load("detectors", "transformer")
+    train = digits_splits.train[:160]
+    pseudo = (train[:64] + 0.6 * torch.rand(train[:64].shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    det = cls(tiny_config(cls, mode="classify", epochs=4))
+    ctx = FitContext(device=torch.device("cpu"), seed=0)
+    det.fit(train, ctx, pseudo_anomalies=pseudo)
+    assert "train/bce" in ctx.curves.series
+    test = digits_splits.test.images[:40]
+    s = det.score(test)
+    assert s.image.shape == (40,) and s.image.dtype == torch.float32 and s.maps is None
+    assert torch.equal(s.image, det.score(test).image)
+    assert torch.allclose(det.score(test[:5]).image, s.image[:5], atol=1e-5)
+    noisy = (test + 0.6 * torch.rand(test.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert det.score(noisy).image.mean() > s.image.mean()
+    with pytest.raises(ValueError, match="--detector.mode classify"):
+        cls(tiny_config(cls)).fit(train, ctx, pseudo_anomalies=pseudo)
+    with pytest.raises(ValueError, match="--policy.role anomaly"):
+        cls(tiny_config(cls, mode="classify")).fit(train, ctx)
