@@ -222,3 +222,13 @@ def test_make_textures_reads_as_mvtec(tmp_path, capsys):
     assert main(["data", "make-textures", str(tmp_path / "cli"), "--size", "32", "--n-train", "2",
                  "--n-test-good", "1", "--n-test-bad", "4"]) == 0
     assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["README.txt", "brick", "grass", "gravel"]
+
+
+def test_run_with_bad_root_prints_one_line(tmp_path, capsys):
+    make_mvtec(tmp_path)
+    bad = tmp_path / "bottle" / "train" / "good" / "002.png"
+    bad.write_bytes(b"\x89PNG broken")
+    code = main(["run", "--dataset", "mvtec", "--dataset.root", str(tmp_path), *TINY_RUN, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "stage 'load data' failed" in err and str(bad) in err.replace("\n", "")
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

@@ -51,9 +51,12 @@ def cached(name: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> d
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
+    except OSError:
+        return arrays  # a read-only cache only costs speed
+    try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only cache only costs speed
+        Path(tmp).unlink(missing_ok=True)
     return arrays

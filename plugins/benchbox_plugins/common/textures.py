@@ -13,7 +13,7 @@ scikit-image. For each texture:
   - ``blob``: an ellipse whose intensity is shifted by +-0.35 (a stain or a bulge);
   - ``patch``: a square of a *different* texture pasted in (foreign material);
 
-  and its mask is exactly the set of pixels the defect changed.
+  and its mask is exactly the region the defect was drawn into.
 
 The set is written in the MVTec AD layout (``<texture>/train/good``, ``test/good``,
 ``test/<defect>``, ``ground_truth/<defect>/<name>_mask.png``) and read by the ``mvtec`` plugin.
@@ -65,7 +65,8 @@ def _ellipse(size: int, rng: np.random.Generator, lo: float, hi: float) -> np.nd
 def inject(x: np.ndarray, defect: str, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One defect into crop ``x``; ``other`` is a crop of a different texture (for ``patch``).
 
-    Returns (defective crop, mask) where the mask marks exactly the changed pixels.
+    Returns (defective crop, mask) where the mask is exactly the region the defect was drawn into
+    (a pasted patch is foreign material as a whole, even where a pixel happens to match).
     """
     size = x.shape[0]
     y = x.copy()
@@ -87,9 +88,7 @@ def inject(x: np.ndarray, defect: str, other: np.ndarray, rng: np.random.Generat
         y[region] = other[top : top + side, left : left + side][region[top : top + side, left : left + side]]
     else:
         raise ValueError(f"unknown defect {defect!r}; expected one of {', '.join(DEFECTS)}")
-    y = y.clip(0, 1)
-    changed = np.abs(_to_u8(y).astype(int) - _to_u8(x).astype(int)) > 0
-    return y, changed & region
+    return y.clip(0, 1), region
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
