@@ -91,6 +91,20 @@ def augment(
     return images.clamp(0, 1), src, dz
 
 
+def _generation_quality(real: torch.Tensor, generated: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """FID, pixel-histogram KL and PRDC of the generated images vs the real training images.
+
+    Empty (no keys) when the policy generated nothing. Features come from the cached in-domain
+    extractor of ``benchbox.features`` (cache folder: ``$BENCHBOX_CACHE``).
+    """
+    if not len(generated):
+        return {}
+    from .features import feature_extractor
+    from .genmetrics import generation_metrics
+
+    return generation_metrics(real, generated, feature_extractor(real, device=device))
+
+
 def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{spec.dataset}-{spec.generator}-{spec.policy}-{spec.detector}-s{spec.run.seed}-{spec.hash()[:6]}"
@@ -136,6 +150,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
 
     with _stage("augment", reporter, timer):
         generated, src, dz = augment(generator, policy, latents, spec.augment.ratio, seed, spec.augment.batch_size)
+        generation = _generation_quality(splits.train, generated, device)
         reporter.update("augment", 1, 1)
 
     with _stage("fit detector", reporter, timer):
@@ -149,7 +164,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         scores = detector.score(splits.test.images)
         if scores.image.shape != (len(splits.test),):
             raise ValueError(f"detector returned {tuple(scores.image.shape)} scores for {len(splits.test)} images")
-        metrics: dict[str, Any] = image_metrics(splits.test.labels, scores.image)
+        metrics: dict[str, Any] = {**image_metrics(splits.test.labels, scores.image), **generation}
         metrics.update(pixel_metrics(splits.test.masks, scores.maps))
         if len(splits.val):
             recon = generator.decode(generator.encode(splits.val.images))

@@ -1,0 +1,96 @@
+"""What the ae, vae and memvae generators share: fitting a latent head, encode/decode/reconstruct.
+
+A concrete generator sets ``name`` and implements ``build_head(channels, size)`` returning one
+of the heads in ``latent_heads``; everything else -- the training loop (``train_epochs``, with
+its NaN guard), per-epoch curves of the head's extra statistics, batched inference -- is here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from benchbox.interfaces import FitContext, Generator
+from benchbox.training import batched, train_epochs
+from benchbox_plugins.common.convnet import check_square
+
+
+@dataclass
+class ConvGeneratorConfig:
+    latent_dim: int = 16
+    """Size of the latent vector z."""
+    base_channels: int = 32
+    """Channels of the first conv stage (doubling per stage, capped at 256)."""
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 2e-3
+
+
+class ConvGenerator(Generator):
+    """Base of the generators built on the shared conv backbone (not registered itself)."""
+
+    name: ClassVar[str] = "conv"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        c = self.config
+        for opt in ("latent_dim", "base_channels", "epochs", "batch_size"):
+            if getattr(c, opt) < 1:
+                raise ValueError(f"{self.name}: --generator.{opt.replace('_', '-')} must be >= 1, got {getattr(c, opt)}")
+        if c.lr <= 0:
+            raise ValueError(f"{self.name}: --generator.lr must be > 0, got {c.lr}")
+        self.net: nn.Module | None = None
+        self.device = torch.device("cpu")
+        self.shape: tuple[int, int, int] | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def build_head(self, channels: int, size: int) -> nn.Module:
+        raise NotImplementedError
+
+    def fit(self, train: torch.Tensor, ctx: FitContext) -> None:
+        channels, size = check_square(train, self.name)
+        torch.manual_seed(ctx.seed)
+        net = self.net = self.build_head(channels, size)
+        self.device, self.shape = ctx.device, (channels, size, size)
+        extras: dict[str, list[float]] = {}
+
+        def loss_fn(x: torch.Tensor) -> torch.Tensor:
+            loss, stats = net.loss(x)
+            if net.training:  # validation passes do not count towards the epoch statistics
+                for key, value in stats.items():
+                    extras.setdefault(key, []).append(float(value.detach()))
+            return loss
+
+        def progress(done: float, total: float | None = None) -> None:
+            for key, values in extras.items():  # one point per epoch for every extra statistic
+                if values:
+                    ctx.curves.log(f"train/{key}", done, sum(values) / len(values))
+                values.clear()
+            ctx.progress(done, total)
+
+        val = ctx.val.images if ctx.val is not None and len(ctx.val) and ctx.val.labels.eq(0).all() else None
+        c = self.config
+        train_epochs(net, train, loss_fn, dataclasses.replace(ctx, progress=progress), epochs=c.epochs,
+                     batch_size=c.batch_size, lr=c.lr, val=val, name="loss")
+
+    def _net(self) -> nn.Module:
+        if self.net is None:
+            raise RuntimeError(f"{self.name}: call fit() before encode()/decode()")
+        return self.net.eval()
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return batched(self._net().latent, images, self.device)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return batched(self._net().decoder, latents, self.device)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's reconstruction of ``images`` (CPU, same shape), e.g. for error scores."""
+        return batched(self._net().reconstruct, images, self.device)
