@@ -3,14 +3,19 @@
 Training: a random subset of patches (``mask_ratio``) is replaced by a learned mask token and the
 network reconstructs their pixels (MSE on masked patches only, SimMIM-style).
 
-Scoring is deterministic: for each of ``score_rounds`` fixed permutations of the patches
-(seeded), the patches are cut into ``V = round(1 / (1 - mask_ratio))`` equal blocks and ``V``
-masks are built, each hiding everything but one block. Every patch is thus hidden ``V - 1``
-times per round, and its score is its mean inpainting error over those passes. A high mask ratio
-(MAE-style) forces the network to rely on the learned global shape of normal images rather than
-on local stroke continuity, which would inpaint anomalies just as well. The anomaly map is the
-per-patch error upsampled to image size; the image score is the mean of the ``score_topk``
-share of highest patch errors.
+Scoring (``score = "knn"``, the default): after training, the encoder's output tokens of every
+training image (unmasked) form a memory bank, one set per patch position. A test patch's score
+is the distance of its token to the nearest training token at the same position (PatchCore-style,
+on features learned by masked inpainting); the image score is the highest patch score
+(``image_score = "max"``). Augmented training images enter the bank too, so extra normal data
+directly densifies what counts as normal.
+
+``score = "inpaint"`` scores by the inpainting error instead, deterministically: for each of
+``score_rounds`` fixed permutations of the patches (seeded), the patches are cut into
+``V = round(1 / (1 - mask_ratio))`` blocks and ``V`` masks are built, each hiding everything but
+one block; a patch's score is its mean inpainting error over the passes that hid it.
+
+The anomaly map is the per-patch score upsampled to image size.
 
 ``mode = "classify"`` is the consumer of pseudo-anomalies (a policy with ``role == "anomaly"``):
 the same transformer trunk, unmasked, mean-pools its tokens into one logit and is trained with a
@@ -73,7 +78,7 @@ class PatchClassifier(nn.Module):
 
 
 class TransformerDetector(Detector):
-    """Vision Transformer over patches, masked-patch inpainting error as anomaly score."""
+    """Vision Transformer trained by masked-patch inpainting; scores by patch-token kNN or inpainting error."""
 
     @dataclass
     class Config:
@@ -83,16 +88,20 @@ class TransformerDetector(Detector):
         depth: int = 4
         heads: int = 4
         mlp_ratio: float = 2.0
-        mask_ratio: float = 0.75
-        """Share of patches hidden, in training and in scoring."""
+        mask_ratio: float = 0.9
+        """Share of patches hidden per training image (and per pass in inpaint scoring)."""
         epochs: int = 60
         batch_size: int = 64
         lr: float = 1e-3
         weight_decay: float = 1e-4
+        score: Literal["knn", "inpaint"] = "knn"
+        """knn: token distance to the nearest training token at the same position; inpaint: masked error."""
+        image_score: Literal["max", "mean"] = "max"
+        """How patch scores become the image score."""
+        bank_limit: int = 4096
+        """At most this many training images in the knn memory bank (seeded subsample)."""
         score_rounds: int = 2
-        """Fixed mask permutations used for scoring (each costs V forward passes)."""
-        score_topk: float = 1.0
-        """Image score = mean of this share of the highest patch errors (1.0 = mean of all)."""
+        """inpaint scoring: fixed mask permutations (each costs V forward passes)."""
         mode: Literal["reconstruct", "classify"] = "reconstruct"
         """reconstruct: masked-patch inpainting error; classify: normal vs pseudo-anomaly classifier
         (needs a policy with --policy.role anomaly)."""
@@ -104,14 +113,15 @@ class TransformerDetector(Detector):
             raise ValueError(f"transformer: --detector.mask-ratio must be in (0, 1), got {c.mask_ratio}")
         if c.score_rounds < 1:
             raise ValueError(f"transformer: --detector.score-rounds must be >= 1, got {c.score_rounds}")
-        if not 0.0 < c.score_topk <= 1.0:
-            raise ValueError(f"transformer: --detector.score-topk must be in (0, 1], got {c.score_topk}")
+        if c.bank_limit < 1:
+            raise ValueError(f"transformer: --detector.bank-limit must be >= 1, got {c.bank_limit}")
         if c.dim % c.heads:
             raise ValueError(f"transformer: --detector.dim ({c.dim}) must be divisible by --detector.heads ({c.heads})")
         if c.mode not in ("reconstruct", "classify"):
             raise ValueError(f"transformer: --detector.mode must be reconstruct or classify, got {c.mode!r}")
         self.net: MaskedPatchViT | None = None
         self.classifier: PatchClassifier | None = None
+        self.bank: torch.Tensor | None = None  # L x M x D training tokens (knn scoring)
         self.device = torch.device("cpu")
         self.size = 0
 
@@ -164,6 +174,12 @@ class TransformerDetector(Detector):
             self.net, images, loss_fn, ctx, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
             weight_decay=c.weight_decay, val=val, name="masked_mse",
         )
+        self.bank = None
+        if c.score == "knn":
+            keep = images
+            if len(images) > c.bank_limit:
+                keep = images[torch.randperm(len(images), generator=ctx.generator(29))[: c.bank_limit]]
+            self.bank = self.tokens(keep).transpose(0, 1).contiguous().to(self.device)
 
     def _fit_classifier(self, normals: torch.Tensor, pseudo: torch.Tensor, ctx: FitContext) -> None:
         if pseudo.shape[1:] != normals.shape[1:]:
@@ -200,6 +216,29 @@ class TransformerDetector(Detector):
         return torch.stack(masks)
 
     @torch.no_grad()
+    def tokens(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """N x L x D encoder output tokens of the unmasked images (CPU)."""
+        assert self.net is not None
+        net = self.net.eval()
+        out = []
+        for start in range(0, len(images), batch_size):
+            patches = net.patchify(self._pad(images[start : start + batch_size].to(self.device)))
+            out.append(net.norm(net.encoder(net.embed(patches) + net.pos)).cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def patch_distances(self, images: torch.Tensor) -> torch.Tensor:
+        """N x L distance of every patch token to the nearest training token at its position."""
+        assert self.bank is not None
+        n_pos, n_bank, _ = self.bank.shape
+        chunk = max(1, int(3e7 // (n_pos * n_bank)))  # bounds the L x chunk x M distance tensor
+        out = []
+        for start in range(0, len(images), chunk):
+            tok = self.tokens(images[start : start + chunk]).to(self.device).transpose(0, 1)  # L x n x D
+            out.append(torch.cdist(tok, self.bank).min(-1).values.transpose(0, 1).cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
     def patch_errors(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """N x L mean inpainting error of every patch over the passes in which it was hidden."""
         if self.net is None:
@@ -226,9 +265,10 @@ class TransformerDetector(Detector):
                 logits = [clf(self._pad(images[i : i + 256].to(self.device))).float().cpu()
                           for i in range(0, len(images), 256)]
             return Scores(image=torch.cat(logits) if logits else torch.empty(0))
-        err = self.patch_errors(images)
-        k = max(1, int(round(self.config.score_topk * err.shape[1])))
-        image_scores = err.topk(k, dim=1).values.mean(1)
+        if self.net is None:
+            raise RuntimeError("transformer: call fit() before score()")
+        err = self.patch_distances(images) if self.bank is not None else self.patch_errors(images)
+        image_scores = err.amax(1) if self.config.image_score == "max" else err.mean(1)
         assert self.net is not None
         g = self.net.grid
         maps = F.interpolate(err.view(-1, 1, g, g), size=(g * self.net.patch,) * 2, mode="bilinear", align_corners=False)
