@@ -4,7 +4,8 @@ For every normal class and seed, the ``ae`` and ``memvae`` detectors (default co
 on the training normals -- exactly what a ``none``-policy cell does (same splits, same detector
 seed ``seed * 101 + 3`` as ``benchbox.runner``) -- and scored on the test split. The nearest-
 neighbour distance on raw pixels is the floor. Transformer numbers are taken from
-``results/mnist_reference.json`` (written by ``mnist_reference.py``) where present.
+``--transformer-json`` (default ``results/mnist_reference.json``, written by ``mnist_reference.py``)
+where present.
 
 Results are appended to ``results/recon_detectors.json`` after every cell (an interrupted run
 resumes) and summarised in ``results/recon_detectors.md``. Usage::
@@ -47,37 +48,47 @@ def run(detector: str, normal_class: int, seed: int) -> dict:
     return {**metrics, "cpu_seconds": round(time.process_time() - t, 1)}
 
 
-def transformer_reference() -> dict[int, float]:
-    path = OUT / "mnist_reference.json"
+def transformer_reference(path: Path) -> tuple[dict[int, float], str]:
+    """Per-class seed-0 transformer AUROC from a ``mnist_reference.py`` result, and where it ran."""
     if not path.is_file():
-        return {}
-    return {r["class"]: r["image_auroc"] for r in json.loads(path.read_text())["per_class"] if r.get("seed", 0) == 0}
+        return {}, ""
+    data = json.loads(path.read_text())
+    rows = [r for r in data["per_class"] if r.get("seed", 0) == 0]
+    devices = sorted({r.get("device", "?") for r in rows})
+    return {r["class"]: r["image_auroc"] for r in rows}, f"{', '.join(devices)}, torch {data.get('versions', {}).get('torch', '?')}"
 
 
-def summarise(rows: list[dict], classes: list[int], seeds: list[int]) -> None:
-    tr = transformer_reference()
+def _mean(values: list[float]) -> float:
+    return statistics.mean(values) if values else float("nan")
+
+
+def summarise(rows: list[dict], transformer_json: Path) -> None:
+    tr, tr_where = transformer_reference(transformer_json)
+    classes = sorted({r["class"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
     dets = [d for d in ("memvae", "ae", "knn") if any(r["detector"] == d for r in rows)]
-    table = {d: {k: [r["image_auroc"] for r in rows if r["detector"] == d and r["class"] == k] for k in classes} for d in dets}
+
+    def aurocs(d: str, k: int | None = None, seed: int | None = None) -> list[float]:
+        return [r["image_auroc"] for r in rows if r["detector"] == d and k in (None, r["class"]) and seed in (None, r["seed"])]
+
+    head = " | ".join(f"{d} s{s}" for d in dets for s in seeds)
     lines = ["# MNIST-5k one-class: reconstruction-error detectors (policy none, default configs)", "",
-             f"Mean image AUROC per normal class over the seeds run ({', '.join(map(str, seeds))}); "
-             "transformer: seed 0 from `mnist_reference.json`.", "",
-             "| normal class | " + " | ".join(dets) + (" | transformer |" if tr else " |"),
-             "|---:|" + "---:|" * (len(dets) + bool(tr))]
+             "Image AUROC on the test split per normal class and seed; `mean` = mean over the seeds run. "
+             + (f"Transformer: seed 0 from `{transformer_json.name}` ({tr_where})." if tr else ""), "",
+             f"| normal class | {head} | " + " | ".join(f"{d} mean" for d in dets) + (" | transformer s0 |" if tr else " |"),
+             "|---:|" + "---:|" * (len(dets) * (len(seeds) + 1) + bool(tr))]
     for k in classes:
-        cells = [f"{statistics.mean(v):.4f}" + (f" (n={len(v)})" if len(v) != len(seeds) else "") if v else "-"
-                 for v in (table[d][k] for d in dets)]
-        lines.append(f"| {k} | " + " | ".join(cells) + (f" | {tr[k]:.4f} |" if k in tr else (" | - |" if tr else " |")))
-    means = {d: statistics.mean([statistics.mean(v) for v in table[d].values() if v]) for d in dets if any(table[d].values())}
-    lines.append("| **mean** | " + " | ".join(f"**{means[d]:.4f}**" if d in means else "-" for d in dets)
-                 + (f" | **{statistics.mean(tr[k] for k in classes if k in tr):.4f}** |" if tr else " |"))
-    lines += ["", "Per-seed mean over classes (classes complete for that seed only):", ""]
-    for d in dets:
-        for s in seeds:
-            v = [r["image_auroc"] for r in rows if r["detector"] == d and r["seed"] == s]
-            if len(v) == len(classes):
-                lines.append(f"- {d} seed {s}: {statistics.mean(v):.4f}")
+        per_seed = [f"{v[0]:.4f}" if (v := aurocs(d, k, s)) else "-" for d in dets for s in seeds]
+        means = [f"{_mean(aurocs(d, k)):.4f}" for d in dets]
+        lines.append(f"| {k} | " + " | ".join(per_seed + means) + (f" | {tr[k]:.4f} |" if k in tr else (" | - |" if tr else " |")))
+    lines += ["", "Mean over the ten classes (only where all ten were run for that seed):", ""]
+    for s in seeds:
+        full = {d: aurocs(d, seed=s) for d in dets}
+        parts = [f"{d} {_mean(v):.4f}" for d, v in full.items() if len(v) == 10]
+        if parts:
+            lines.append(f"- seed {s}: " + ", ".join(parts) + (f", transformer {_mean(list(tr.values())):.4f}" if s == 0 and len(tr) == 10 else ""))
     cpu = sum(r.get("cpu_seconds", 0) for r in rows)
-    lines += ["", f"CPU time of the detector fits: {cpu:.0f} s (1 torch thread, shared 2-core machine); "
+    lines += ["", f"CPU time of the ae/memvae fits: {cpu:.0f} s (1 torch thread, shared 2-core machine); "
               f"torch {package_versions().get('torch')}. MemAE (Gong et al. 2019) reports 0.975 on full MNIST "
               "(60k training images); this is the 5k subset (about 270 training normals per class)."]
     atomic_write_text(MD, "\n".join(lines) + "\n")
@@ -89,10 +100,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--detectors", nargs="*", default=["knn", "ae", "memvae"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--transformer-json", type=Path, default=OUT / "mnist_reference.json",
+                    help="mnist_reference.py result to take the transformer column from")
+    ap.add_argument("--summarise-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = json.loads(JSON.read_text())["rows"] if JSON.is_file() else []
     done = {(r["detector"], r["class"], r["seed"]) for r in rows}
+    if args.summarise_only:
+        return summarise(rows, args.transformer_json)
     for seed in args.seeds:
         for k in args.classes:
             for d in args.detectors:
@@ -102,7 +118,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s)", flush=True)
                 atomic_write_json(JSON, {"rows": rows, "versions": package_versions()})
-                summarise(rows, args.classes, args.seeds)
+                summarise(rows, args.transformer_json)
 
 
 if __name__ == "__main__":
