@@ -447,13 +447,13 @@ class PPOPolicy(LatentPolicy):
         """Weight of the step-size penalty."""
         total_timesteps: int = 32_768
         """Environment steps of PPO training."""
-        num_envs: int = 256
+        num_envs: int = 128
         """Latent environments stepped as one batch."""
-        num_steps: int = 8
+        num_steps: int = 4
         """Steps per environment per rollout."""
         n_epochs: int = 4
         """PPO epochs per update."""
-        num_minibatches: int = 8
+        num_minibatches: int = 4
         learning_rate: float = 3e-3
         ent_coef: float = 0.0
         gamma: float = 0.9
