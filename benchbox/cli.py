@@ -20,7 +20,7 @@ from .config import AugmentConfig, CellSpec, RunOptions
 from .data_cli import cmd_data
 from .errors import BenchboxError, ConfigError
 
-DEFAULTS = {"dataset": "mnist", "generator": "ae", "policy": "random", "detector": "transformer"}
+DEFAULTS = {"dataset": "mnist", "generator": "ae", "policy": "ppo", "detector": "transformer"}
 _GROUP = {"dataset": "datasets", "generator": "generators", "policy": "policies", "detector": "detectors"}
 
 err_console = Console(stderr=True)
