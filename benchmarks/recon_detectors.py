@@ -10,7 +10,7 @@ where present.
 Results are appended to ``results/recon_detectors.json`` after every cell (an interrupted run
 resumes) and summarised in ``results/recon_detectors.md``. Usage::
 
-    python benchmarks/recon_detectors.py [--classes 0 1 ...] [--seeds 0 1 2] [--detectors ae memvae] [--threads 1]
+    python benchmarks/recon_detectors.py [--classes 0 1 ...] [--seeds 0 1 2] [--detectors ae memvae transformer] [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from benchbox import registry
 from benchbox.interfaces import FitContext
 from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.metrics import image_metrics
-from benchbox.runtime import package_versions, seed_everything
+from benchbox.runtime import package_versions, resolve_device, seed_everything
 
 OUT = Path(__file__).parent / "results"
 JSON, MD = OUT / "recon_detectors.json", OUT / "recon_detectors.md"
 
 
-def run(detector: str, normal_class: int, seed: int) -> dict:
+def run(detector: str, normal_class: int, seed: int, device: torch.device) -> dict:
     splits = registry.create("datasets", "mnist", normal_class=normal_class).load(seed)
     if detector == "knn":
         nn = NearestNeighbors(n_neighbors=1).fit(splits.train.flatten(1).numpy())
@@ -43,9 +43,9 @@ def run(detector: str, normal_class: int, seed: int) -> dict:
     seed_everything(seed)
     det = registry.create("detectors", detector)
     t = time.process_time()
-    det.fit(splits.train, FitContext(device=torch.device("cpu"), seed=seed * 101 + 3, stage="fit detector", val=splits.val))
+    det.fit(splits.train, FitContext(device=device, seed=seed * 101 + 3, stage="fit detector", val=splits.val))
     metrics = image_metrics(splits.test.labels, det.score(splits.test.images).image)
-    return {**metrics, "cpu_seconds": round(time.process_time() - t, 1)}
+    return {**metrics, "cpu_seconds": round(time.process_time() - t, 1), "device": str(device)}
 
 
 def transformer_reference(path: Path) -> tuple[dict[int, float], str]:
@@ -66,7 +66,7 @@ def summarise(rows: list[dict], transformer_json: Path) -> None:
     tr, tr_where = transformer_reference(transformer_json)
     classes = sorted({r["class"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
-    dets = [d for d in ("memvae", "ae", "knn") if any(r["detector"] == d for r in rows)]
+    dets = [d for d in ("memvae", "ae", "transformer", "knn") if any(r["detector"] == d for r in rows)]
 
     def aurocs(d: str, k: int | None = None, seed: int | None = None) -> list[float]:
         return [r["image_auroc"] for r in rows if r["detector"] == d and k in (None, r["class"]) and seed in (None, r["seed"])]
@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--detectors", nargs="*", default=["knn", "ae", "memvae"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--transformer-json", type=Path, default=OUT / "mnist_reference.json",
                     help="mnist_reference.py result to take the transformer column from")
     ap.add_argument("--summarise-only", action="store_true")
@@ -114,7 +115,7 @@ def main() -> None:
             for d in args.detectors:
                 if (d, k, seed) in done:
                     continue
-                row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed)}
+                row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed, resolve_device(args.device))}
                 rows.append(row)
                 print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s)", flush=True)
                 atomic_write_json(JSON, {"rows": rows, "versions": package_versions()})
