@@ -30,6 +30,8 @@ USAGE = """usage: benchbox COMMAND [options]
 commands:
   run     run one benchmark cell (dataset -> generator -> policy -> detector -> metrics)
   list    list installed plugins:  benchbox list [GROUP] [--check]
+  grid    run every cell of a grid spec (resumable, stage cache):  benchbox grid SPEC.toml
+  leaderboard  tables from grid results:  benchbox leaderboard RESULTS.jsonl [--out DIR]
 
 options:
   --debug     show full tracebacks on errors
@@ -129,6 +131,18 @@ def cmd_list(argv: Sequence[str]) -> int:
     return 1 if any(p.broken for p in plugins) and check else 0
 
 
+def cmd_grid(argv: Sequence[str]) -> int:
+    from .grid import cmd_grid as run
+
+    return run(argv)
+
+
+def cmd_leaderboard(argv: Sequence[str]) -> int:
+    from .leaderboard import cmd_leaderboard as run
+
+    return run(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("BENCHBOX_DEBUG") == "1"
@@ -141,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"benchbox {version('benchbox')}")
         return 0
-    commands = {"run": cmd_run, "list": cmd_list, "data": cmd_data}
+    commands = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "grid": cmd_grid, "leaderboard": cmd_leaderboard}
     command = commands.get(argv[0])
     try:
         if command is None:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import torch
 
 from . import registry
+from .cache import StageCache, stage_keys
 from .config import CellSpec
 from .errors import BenchboxError
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
@@ -115,8 +116,14 @@ def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
     return run_id, out / f".partial-{run_id}"
 
 
-def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = True) -> dict[str, Any]:
-    """Run one cell end to end and return its result row (also written to disk if ``write``)."""
+def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = True,
+             cache: "StageCache | None" = None) -> dict[str, Any]:
+    """Run one cell end to end and return its result row (also written to disk if ``write``).
+
+    With a :class:`benchbox.cache.StageCache`, the fitted generator, the fitted policy and the
+    augmented set are taken from the cache when present (and stored when computed); the row's
+    ``cache`` field says which (``hit``/``miss``/...). Without one, every stage runs.
+    """
     reporter = reporter or Reporter()
     device = resolve_device(spec.run.device)
     if spec.run.threads:
@@ -141,16 +148,39 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         splits = dataset.load(seed)
         reporter.update("load data", 1, 1)
 
-    with _stage("fit generator", reporter, timer):
+    keys = stage_keys(spec, device.type) if cache is not None else {}
+    cached: dict[str, str] = {}
+
+    def cached_stage(stage: str, compute: Any) -> Any:
+        if cache is None:
+            return compute()
+        value, cached[stage] = cache.fetch(stage, keys[stage], compute)
+        return value
+
+    def fit_generator() -> Generator:
         generator.fit(splits.train, ctx("fit generator", "generator", splits.val, 1))
+        return generator
+
+    with _stage("fit generator", reporter, timer):
+        generator = cached_stage("generator", fit_generator)
+
+    def fit_policy() -> LatentPolicy:
+        policy.fit(generator, latents, ctx("fit policy", "policy", splits.val, 2))
+        return policy
 
     with _stage("fit policy", reporter, timer):
         latents = generator.encode(splits.train)
-        policy.fit(generator, latents, ctx("fit policy", "policy", splits.val, 2))
+        policy = cached_stage("policy", fit_policy)
+
+    def augmented_set() -> dict[str, Any]:
+        images, idx, delta = augment(generator, policy, latents, spec.augment.ratio, seed, spec.augment.batch_size)
+        return {"generated": images, "src": idx, "dz": delta,
+                "generation": {k: v if v is None or isinstance(v, str) else float(v)
+                               for k, v in _generation_quality(splits.train, images, device).items()}}
 
     with _stage("augment", reporter, timer):
-        generated, src, dz = augment(generator, policy, latents, spec.augment.ratio, seed, spec.augment.batch_size)
-        generation = _generation_quality(splits.train, generated, device)
+        aug = cached_stage("augment", augmented_set)
+        generated, src, dz, generation = aug["generated"], aug["src"], aug["dz"], aug["generation"]
         reporter.update("augment", 1, 1)
 
     with _stage("fit detector", reporter, timer):
@@ -196,6 +226,8 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         "peak_rss_mb": round(peak_mb, 1),
         "curves": {k: v.to_dict() for k, v in curves.items()},
     }
+    if cache is not None:
+        result["cache"] = {stage: {"status": cached[stage], "key": keys[stage]} for stage in cached}
     if device.type == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     if write:

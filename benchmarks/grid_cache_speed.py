@@ -1,0 +1,63 @@
+"""Must-show of issue 8: a 2 generators x 3 policies x 2 detectors x 2 seeds grid on `digits`,
+run with the stage cache and with it disabled: wall time and the number of generator trainings.
+
+    .venv/bin/python benchmarks/grid_cache_speed.py [--out benchmarks/results/grid_cache_speed.json]
+
+Tiny budgets (1-2 epochs, small nets) so the whole comparison takes a few minutes on 2 CPU cores.
+The two runs must give identical metrics (the cache changes cost, never numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from benchbox.grid import GridSpec, latest_rows, read_rows, run_grid  # noqa: E402
+
+OPTIONS = {
+    "generator": {"epochs": 2, "base_channels": 8, "latent_dim": 8},
+    "detector": {"epochs": 1, "transformer": {"dim": 32, "depth": 1, "heads": 2, "score_rounds": 1}},
+    "policy": {"ppo": {"total_timesteps": 256, "num_steps": 16, "num_envs": 4, "n_epochs": 1}},
+    "dataset": {"train_limit": 200},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "grid_cache_speed.json"))
+    args = ap.parse_args()
+    spec = GridSpec(datasets=["digits"], generators=["ae", "vae"], policies=["none", "random", "ppo"],
+                    detectors=["ae", "transformer"], seeds=[0, 1], device="cpu", threads=1,
+                    augment={"ratio": 0.5}, options=OPTIONS)
+    report = {}
+    metrics = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("cache", "no-cache"):
+            results = Path(tmp) / f"{mode}.jsonl"
+            cells = spec.cells(out=str(Path(tmp) / "runs"))
+            t0 = time.perf_counter()
+            out = run_grid(cells, results, str(Path(tmp) / "cache") if mode == "cache" else None, write_runs=False)
+            wall = time.perf_counter() - t0
+            rows = latest_rows(read_rows(results)[0])
+            metrics[mode] = {h: r["metrics"]["image_auroc"] for h, r in rows.items()}
+            report[mode] = {"cells": out.total, "ok": out.ok, "failed": out.failed, "wall_s": round(wall, 1),
+                            "generator_trainings": out.generator_trainings, "stage_cache_hits": out.stage_hits,
+                            "fit_generator_s": round(sum(r["timings"].get("fit generator", 0) for r in rows.values()), 1),
+                            "fit_policy_s": round(sum(r["timings"].get("fit policy", 0) for r in rows.values()), 1)}
+            print(mode, report[mode], flush=True)
+    report["same_metrics"] = metrics["cache"] == metrics["no-cache"]
+    report["speedup"] = round(report["no-cache"]["wall_s"] / report["cache"]["wall_s"], 2)
+    report["grid"] = "digits x {ae, vae} x {none, random, ppo} x {ae, transformer} x seeds {0, 1}; tiny budgets"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
