@@ -41,7 +41,7 @@ def test_run_help_lists_plugin_options():
     out = bb("run", "--dataset", "digits", "--help")
     assert out.returncode == 0
     for opt in ("--dataset.normal-class", "--dataset.train-limit", "--generator.latent-dim", "--detector.epochs",
-                "--policy.sigma", "--augment.ratio", "--seed", "--device"):
+                "--policy.step-size", "--policy.role", "--augment.ratio", "--seed", "--device"):
         assert opt in out.stdout, opt
 
 
