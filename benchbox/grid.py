@@ -361,9 +361,10 @@ def cmd_grid(argv: Sequence[str]) -> int:
     spec = build_spec(args)
     name = Path(args.spec).stem if args.spec else "grid"
     results = Path(args.results or Path("grid-results") / f"{name}.jsonl")
-    runs_dir = args.runs_dir or str(results.parent / f"{results.stem}-runs")
+    results = results.absolute()  # absolute: pool and Ray workers need not share our working directory
+    runs_dir = str(Path(args.runs_dir).absolute()) if args.runs_dir else str(results.parent / f"{results.stem}-runs")
     cells = spec.cells(out=runs_dir)
-    cache_root = None if args.no_cache else str(default_root(args.cache_dir))
+    cache_root = None if args.no_cache else str(default_root(args.cache_dir).absolute())
     console, err = Console(), Console(stderr=True)
     if args.dry_run:
         done = latest_rows(read_rows(results)[0])
