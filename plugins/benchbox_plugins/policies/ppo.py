@@ -460,6 +460,8 @@ class PPOPolicy(LatentPolicy):
         log_std_init: float = -0.5
         """Initial log-std of the Gaussian policy (actions in [-1, 1])."""
         hidden: int = 64
+        threads: int = 1
+        """torch CPU threads while PPO trains (small batched tensors: 1 avoids oversubscription; 0 = as is)."""
 
     def __init__(self, config: Config | None = None):
         super().__init__(config)
@@ -501,7 +503,13 @@ class PPOPolicy(LatentPolicy):
             ctx.progress(row["iteration"], total)
 
         venv = LatentVectorEnv(self.core, c.num_envs)
-        self.agent, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
+        threads = torch.get_num_threads()
+        if c.threads > 0 and ctx.device.type == "cpu":
+            torch.set_num_threads(c.threads)
+        try:
+            self.agent, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
+        finally:
+            torch.set_num_threads(threads)
         self.agent.eval()
 
     @torch.no_grad()
