@@ -35,7 +35,7 @@ def cell(train_limit: int, policy: str, seed: int, fast: bool) -> dict:
         generator_config=registry.load("generators", "ae").Config(**gen_opts),
         policy_config=registry.load("policies", policy).Config(),
         detector_config=registry.load("detectors", "transformer").Config(**det_opts),
-        augment=AugmentConfig(), run=RunOptions(seed=seed, device="cpu"),
+        augment=AugmentConfig(), run=RunOptions(seed=seed, device="cpu", threads=1),
     )
     r = run_cell(spec, write=False)
     return {"train_limit": train_limit, "policy": policy, "seed": seed, "image_auroc": r["metrics"]["image_auroc"],
