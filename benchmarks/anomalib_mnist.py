@@ -3,8 +3,9 @@
 For each wrapped anomalib model, normal class and seed: load the split, fit the detector on the
 training normals (policy ``none``: no generated images), score the test split once, report image
 AUROC and the fit + score wall time. Budgets are CPU-sized and stated in the output: resnet18
-backbones with pretrained weights off (the run is offline), ``--detector.image-size 64``
-(EfficientAd 256), ``--epochs`` epochs for the trained models.
+backbones with pretrained weights off (the run is offline), ``--detector.image-size``
+``--image-size`` (default 32 for the 28 px digits; EfficientAd needs 256), ``--epochs`` epochs for
+the trained models.
 
 The transformer's numbers are read from ``benchmarks/results/mnist_reference*.json`` (same
 dataset, splits and seeds, policy none) unless ``--transformer`` re-runs it here.
@@ -36,16 +37,17 @@ OUT = Path(__file__).parent / "results"
 MODELS = ["padim", "patchcore", "dfm", "fastflow", "reverse-distillation", "stfpm", "ganomaly", "efficientad"]
 
 
-def options(name: str, epochs: int, max_steps: int) -> dict:
+def options(name: str, epochs: int, max_steps: int, image_size: int) -> dict:
     cls = registry.load("detectors", name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
-    opts = {"pretrained": False, "epochs": epochs, "max_steps": max_steps}
+    opts = {"pretrained": False, "epochs": epochs, "max_steps": max_steps, "image_size": image_size}
+    opts["pooling_kernel_size"] = max(1, min(4, image_size // 16))  # dfm: layer3 map side at this size
     return {k: v for k, v in opts.items() if k in fields}
 
 
-def cell(name: str, normal_class: int, seed: int, epochs: int, max_steps: int) -> dict:
+def cell(name: str, normal_class: int, seed: int, epochs: int, max_steps: int, image_size: int) -> dict:
     splits = registry.create("datasets", "mnist", normal_class=normal_class).load(seed)
-    opts = options(name, epochs, max_steps)
+    opts = options(name, epochs, max_steps, image_size)
     det = registry.create("detectors", name, **opts)
     t0 = time.perf_counter()
     det.fit(splits.train, FitContext(device=torch.device("cpu"), seed=seed, stage="detector", val=splits.val))
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-steps", type=int, default=-1)
+    ap.add_argument("--image-size", type=int, default=32, help="--detector.image-size (28 px digits -> 32)")
     ap.add_argument("--out-dir", type=Path, default=OUT)
     args = ap.parse_args()
     out_json = args.out_dir / "anomalib_mnist.json"
@@ -89,7 +92,7 @@ def main() -> None:
             for seed in args.seeds:
                 if (name, k, seed) in done:
                     continue
-                r = cell(name, k, seed, args.epochs, args.max_steps)
+                r = cell(name, k, seed, args.epochs, args.max_steps, args.image_size)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
                 atomic_write_json(out_json, {"rows": rows})  # resumable
@@ -123,7 +126,7 @@ def main() -> None:
                      f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f} (n={len(v)}) | "
                      f"{statistics.mean(per):.4f} (10 classes, seed 0) | - | - |")
     opts = {r["detector"]: r["options"] for r in rows}
-    lines += ["", "Budgets: resnet18 backbones, pretrained weights off (offline), image size 64 (EfficientAd 256); "
+    lines += ["", "Budgets: resnet18 backbones, pretrained weights off (offline); "
               f"options per detector: {json.dumps(opts)}.",
               f"Times are wall seconds on {os.cpu_count()} CPU cores shared with other jobs "
               f"(load average at end {', '.join(f'{x:.1f}' for x in result['load_avg_at_end'])}).",

@@ -96,24 +96,29 @@ def main() -> None:
     args = ap.parse_args()
     splits = registry.create("datasets", "mnist", normal_class=0).load(0)
     test = splits.test.images[torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(0))[: args.n]]
-    rows = []
+    out_json = args.out_dir / "detector_throughput.json"
+    old = json.loads(out_json.read_text()) if out_json.exists() else {}
+    rows = [r for r in old.get("rows", []) if r["detector"] not in args.detectors]  # merge with earlier runs
     for name in args.detectors:
         r = throughput(name, splits.train, test, args.max_steps)
         rows.append(r)
         print(json.dumps(r), flush=True)
     result = {"rows": rows, "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
               "load_avg_at_end": os.getloadavg(), "platform": platform.platform(), "versions": package_versions()}
+    if "engine_vs_trainer" in old:
+        result["engine_vs_trainer"] = old["engine_vs_trainer"]
     if args.engine:
         result["engine_vs_trainer"] = engine_vs_trainer(splits.train, test)
         print(json.dumps(result["engine_vs_trainer"]), flush=True)
     atomic_write_json(args.out_dir / "detector_throughput.json", result)
-    lines = [f"# Detector inference throughput on CPU (MNIST-5k class 0, {args.n} test images of 28x28)", "",
-             "| detector | images/s | score s | fit s (train 270 imgs, budget) |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['detector']} | {r['images_per_s']} | {r['score_seconds']} | {r['fit_seconds']} |" for r in rows]
+    lines = ["# Detector inference throughput on CPU (MNIST-5k class 0 test images, 28x28 grayscale)", "",
+             "| detector | images/s | images timed | score s | fit s (train 270 imgs, budget) |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['detector']} | {r['images_per_s']} | {r['n']} | {r['score_seconds']} | {r['fit_seconds']} |"
+              for r in rows]
     lines += ["", f"CPU: {os.cpu_count()} cores shared with other jobs (load average at end "
               f"{', '.join(f'{x:.1f}' for x in result['load_avg_at_end'])}), torch threads {result['torch_threads']}; "
               "anomalib models at --detector.image-size 64 (EfficientAd 256), resnet18 backbones, pretrained off."]
-    if args.engine:
+    if "engine_vs_trainer" in result:
         e = result["engine_vs_trainer"]
         lines += ["", "## anomalib-padim: wrapper (Lightning Trainer + module forward) vs anomalib Engine", "",
                   "| route | fit s | score/predict s |", "|---|---:|---:|",

@@ -15,7 +15,7 @@ pretrained backbone lives (see ``benchbox_plugins.detectors.anomalib_models``).
 
 Pretrained weights: with ``pretrained`` on, the weights must be on disk (timm / Hugging Face
 cache, or anomalib's cache for EfficientAd's teacher) or the hub must answer within a couple of
-seconds; otherwise ``fit`` fails at once with one line naming the weight and
+seconds; otherwise constructing the detector (the first thing a run does) fails at once with one line naming the weight and
 ``--detector.pretrained false``. ``--detector.weights PATH`` loads a local state dict into the
 backbone instead (read with ``torch.load(weights_only=True)``).
 """
@@ -217,7 +217,10 @@ class AnomalibDetector(Detector):
             raise ConfigError(f"{self._name}: --detector.epochs must be >= 1, got {c.epochs}")
         self.module: Any = None
         self.device = torch.device("cpu")
-        self.timings: dict[str, float] = {}
+        if c.weights and not Path(c.weights).expanduser().is_file():
+            raise ConfigError(f"{self._name}: --detector.weights {c.weights} is not a file")
+        if c.pretrained and not c.weights and self.has_backbone:
+            self.weight_check()  # at construction, so a run fails before any other stage trains
 
     @property
     def _name(self) -> str:

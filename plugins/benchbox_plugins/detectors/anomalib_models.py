@@ -89,6 +89,7 @@ class AnomalibPatchcore(AnomalibDetector):
 
     def build(self, pretrained: bool) -> Any:
         from anomalib.models import Patchcore
+        from anomalib.models.components.sampling import k_center_greedy
 
         c = self.config
         max_patches = c.max_patches
@@ -102,7 +103,8 @@ class AnomalibPatchcore(AnomalibDetector):
                     keep = torch.randperm(len(bank), generator=torch.Generator().manual_seed(len(bank)))
                     bank = bank[keep[:max_patches].sort().values]
                 store.append(bank)
-                self.model.subsample_embedding(self.coreset_sampling_ratio)
+                with _patched(k_center_greedy, "tqdm", _NO_TQDM.tqdm):  # its bar: not on our console
+                    self.model.subsample_embedding(self.coreset_sampling_ratio)
 
         return _CappedPatchcore(backbone=c.backbone, layers=list(c.layers), pre_trained=pretrained,
                                 coreset_sampling_ratio=c.coreset_sampling_ratio, num_neighbors=c.num_neighbors,
