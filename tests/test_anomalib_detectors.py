@@ -71,7 +71,7 @@ def test_missing_weights_fail_fast_in_one_line(digits_splits, monkeypatch, tmp_p
         registry.create("detectors", "anomalib-padim", image_size=32)
     assert time.monotonic() - start < 10
     msg = str(err.value)
-    assert "\n" not in msg and "timm/resnet18.a1_in1k" in msg and "--detector.pretrained false" in msg
+    assert "\n" not in msg and "timm/resnet18.a1_in1k" in msg and "--detector.no-pretrained" in msg
 
 
 def test_efficientad_missing_teacher_fails_fast(monkeypatch, tmp_path):
@@ -81,7 +81,7 @@ def test_efficientad_missing_teacher_fails_fast(monkeypatch, tmp_path):
 
     monkeypatch.setattr(apath, "get_pretrained_weights_dir", lambda: tmp_path / "none")
     monkeypatch.setattr(am, "_hub_reachable", lambda host="": False)
-    with pytest.raises(ConfigError, match="--detector.pretrained false"):
+    with pytest.raises(ConfigError, match="--detector.no-pretrained"):
         registry.create("detectors", "anomalib-efficientad")
 
 
@@ -154,6 +154,6 @@ def test_cli_run_without_weights_fails_at_once(tmp_path):
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    assert "--detector.pretrained false" in lines[-1] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--detector.no-pretrained" in lines[-1] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert elapsed < 120
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -16,7 +16,7 @@ pretrained backbone lives (see ``benchbox_plugins.detectors.anomalib_models``).
 Pretrained weights: with ``pretrained`` on, the weights must be on disk (timm / Hugging Face
 cache, or anomalib's cache for EfficientAd's teacher) or the hub must answer within a couple of
 seconds; otherwise constructing the detector (the first thing a run does) fails at once with one line naming the weight and
-``--detector.pretrained false``. ``--detector.weights PATH`` loads a local state dict into the
+``--detector.no-pretrained``. ``--detector.weights PATH`` loads a local state dict into the
 backbone instead (read with ``torch.load(weights_only=True)``).
 """
 
@@ -244,7 +244,7 @@ class AnomalibDetector(Detector):
         if not cached and not _hub_reachable():
             raise ConfigError(
                 f"{self._name}: pretrained weights {name} for backbone {backbone} are not on disk and the hub "
-                "is unreachable; pass --detector.pretrained false (or --detector.weights PATH)"
+                "is unreachable; pass --detector.no-pretrained (pretrained=false) or --detector.weights PATH"
             )
 
     def components(self) -> dict[str, Any]:

@@ -287,7 +287,7 @@ class AnomalibEfficientAd(AnomalibDetector):
         f = get_pretrained_weights_dir() / "efficientad_pretrained_weights" / f"pretrained_teacher_{self.config.model_size}.pth"
         if not f.is_file() and not _hub_reachable("github.com"):
             raise ConfigError(f"{self._name}: pretrained teacher weights {f} are not on disk and github.com is "
-                              "unreachable; pass --detector.pretrained false (or --detector.weights PATH)")
+                              "unreachable; pass --detector.no-pretrained (pretrained=false) or --detector.weights PATH")
 
     def build(self, pretrained: bool) -> Any:
         from anomalib.models import EfficientAd
