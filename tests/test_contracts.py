@@ -13,13 +13,18 @@ import torch
 from benchbox import registry
 from benchbox.interfaces import Dataset, Detector, FitContext, Generator, LatentPolicy, Scores
 
-from conftest import tiny_config
+from conftest import SLOW_PLUGINS, tiny_config
 
 CPU = torch.device("cpu")
 
 
-def _names(group: str) -> list[str]:
-    return [p.name for p in registry.list_plugins(group) if not p.broken]
+def _names(group: str) -> list:
+    """Every working plugin of the group; the few in SLOW_PLUGINS run in the slow (second) CI stage."""
+    return [
+        pytest.param(p.name, marks=pytest.mark.slow) if p.name in SLOW_PLUGINS else p.name
+        for p in registry.list_plugins(group)
+        if not p.broken
+    ]
 
 
 def _ctx(seed: int = 0, val=None) -> FitContext:
