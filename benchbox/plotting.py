@@ -41,25 +41,47 @@ def save_sample_grid(path: Path, rows: dict[str, torch.Tensor]) -> None:
     plt.close(fig)
 
 
+def _panels(curves: dict[str, dict[str, list[list[float]]]]) -> list[tuple[str, dict[str, list[list[float]]], bool]]:
+    """(title, series, scaled) per panel. A stage with many series (an RL policy's diagnostics) is
+    split into its returns/rewards and its other diagnostics, the latter scaled to max |value| = 1
+    so that one large series (entropy) does not flatten the rest."""
+    panels = []
+    for stage, series in curves.items():
+        if not series:
+            continue
+        if len(series) <= 5:
+            panels.append((stage, series, False))
+            continue
+        rewards = {k: v for k, v in series.items() if "reward" in k or "return" in k}
+        other = {k: v for k, v in series.items() if k not in rewards}
+        if rewards:
+            panels.append((f"{stage}: returns and rewards", rewards, False))
+        if other:
+            panels.append((f"{stage}: diagnostics (each scaled to max |value| = 1)", other, True))
+    return panels or [("(no training curves)", {}, False)]
+
+
 def save_curves(path: Path, curves: dict[str, dict[str, list[list[float]]]]) -> None:
     """One panel per stage with all its series (train/val losses, rewards, ...)."""
     plt = _plt()
-    stages = {k: v for k, v in curves.items() if v}
-    if not stages:
-        stages = {"(no training curves)": {}}
-    fig, axes = plt.subplots(1, len(stages), figsize=(4.5 * len(stages), 3.4), squeeze=False)
-    for ax, (stage, series) in zip(axes[0], stages.items()):
+    panels = _panels(curves)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (title, series, scaled) in zip(axes[0], panels):
         for name, points in series.items():
+            xs, ys = zip(*points)
+            if scaled:
+                peak = max(abs(y) for y in ys) or 1.0
+                ys = tuple(y / peak for y in ys)
             if len(points) == 1:
-                ax.scatter(*zip(*points), label=name, s=12)
+                ax.scatter(xs, ys, label=name, s=12)
             else:
-                ax.plot(*zip(*points), label=name)
-        ax.set_title(stage, fontsize=10)
+                ax.plot(xs, ys, label=name)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch / update")
         if series:
             ax.legend(fontsize=7)
             values = [p[1] for pts in series.values() for p in pts]
-            if min(values) > 0 and max(values) / max(min(values), 1e-12) > 50:
+            if not scaled and min(values) > 0 and max(values) / max(min(values), 1e-12) > 50:
                 ax.set_yscale("log")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
