@@ -47,13 +47,13 @@ import importlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
 from .config import CellSpec, config_hash, to_dict
+from .io import atomic_write_bytes
 
 MAGIC = b"BBXSTAGE1\n"
 STAGE_NAMES = ("generator", "policy", "augment")
@@ -186,18 +186,7 @@ class StageCache:
             return False
         head = json.dumps({"stage": stage, "key": key, "size": len(payload),
                            "sha256": hashlib.sha256(payload).hexdigest()}).encode()
-        path = self.path(stage, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC + head + b"\n" + payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(self.path(stage, key), MAGIC + head + b"\n" + payload)
         return True
 
     def fetch(self, stage: str, key: str, compute: Callable[[], Any]) -> tuple[Any, str]:
