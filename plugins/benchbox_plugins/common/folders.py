@@ -107,6 +107,11 @@ def _normals(layout: Layout, folder: Path, what: str) -> list[Sample]:
     return [Sample(p, 0) for p in files]
 
 
+def mvtec_categories(root: Path) -> list[str]:
+    """Category folders of an MVTec-style root: those with a ``train/`` folder."""
+    return [c for c in subfolders(root) if (root / c / "train").is_dir()]
+
+
 def scan_mvtec(root: Path, category: str, name: str, masks: str = "required") -> Layout:
     """MVTec-style category. ``masks``: "required" (every anomaly has one) or "optional"
     (masks are used when the category has a ``ground_truth`` folder, then required)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.common.folders import Layout, scan_mvtec, subfolders
+from benchbox_plugins.common.folders import Layout, mvtec_categories, scan_mvtec
 
 CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
               "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
@@ -27,4 +27,4 @@ class MVTecAD(FolderDataset):
         return scan_mvtec(root, category, self.name, masks="required")
 
     def categories(self, root: Path) -> list[str]:
-        return [c for c in subfolders(root) if (root / c / "train").is_dir()]
+        return mvtec_categories(root)

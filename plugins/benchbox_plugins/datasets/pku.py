@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.common.folders import Layout, scan_mvtec, subfolders
+from benchbox_plugins.common.folders import Layout, mvtec_categories, scan_mvtec
 
 CATEGORIES = ("drink_bottle", "drink_can", "food_bottle", "food_box", "food_package", "cigarette_box")
 
@@ -26,4 +26,4 @@ class PKUGoodsAD(FolderDataset):
         return scan_mvtec(root, category, self.name, masks="optional")
 
     def categories(self, root: Path) -> list[str]:
-        return [c for c in subfolders(root) if (root / c / "train").is_dir()]
+        return mvtec_categories(root)
