@@ -435,15 +435,15 @@ class PPOPolicy(LatentPolicy):
     class Config:
         role: Literal["normal", "anomaly"] = "normal"
         """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
-        step_size: float = 1.0
+        step_size: float = RewardConfig.step_size
         """Largest |dz| per step, in units of the per-dimension std of the training latents."""
-        episode_length: int = 1
+        episode_length: int = RewardConfig.episode_length
         """Steps per episode (1 = contextual bandit)."""
-        w_realism: float = 1.0
+        w_realism: float = RewardConfig.w_realism
         """Weight of the encoder-decoder consistency term."""
-        w_novelty: float = 1.0
+        w_novelty: float = RewardConfig.w_novelty
         """Weight of the nearest-training-latent distance band term."""
-        w_size: float = 0.1
+        w_size: float = RewardConfig.w_size
         """Weight of the step-size penalty."""
         total_timesteps: int = 32_768
         """Environment steps of PPO training."""
