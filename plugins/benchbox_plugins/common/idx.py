@@ -42,3 +42,20 @@ def find_file(root: Path, stem: str) -> Path | None:
         if (root / name).is_file():
             return root / name
     return None
+
+
+def find_idx_set(root: Path, subdirs: tuple[str, ...], stems: dict[str, str]) -> dict[str, Path] | None:
+    """The first of ``root/<sub>`` (in order) that holds every file of ``stems`` (raw or ``.gz``)."""
+    for sub in subdirs:
+        files = {key: find_file(root / sub, stem) for key, stem in stems.items()}
+        if all(files.values()):
+            return files  # type: ignore[return-value]
+    return None
+
+
+def read_image_label_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An ``N x H x W`` images file and its ``N`` labels file; a count mismatch names both files."""
+    images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} has {len(images)} images but {labels_path.name} has {len(labels)} labels")
+    return images, labels
