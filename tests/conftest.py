@@ -20,6 +20,7 @@ TINY = {
     "epochs": 2, "total_timesteps": 256, "num_steps": 16, "num_envs": 4, "n_epochs": 1,
     "train_limit": 40, "batch_size": 32, "score_rounds": 1, "base_channels": 8, "dim": 32, "depth": 1,
     "heads": 2,
+    "encoder_epochs": 2,  # dcgan / triplegan / fanogan: the encoder that inverts G
     # anomalib-* detectors: no hub weights, small inputs, a few steps
     "pretrained": False, "image_size": 32, "max_steps": 4, "pooling_kernel_size": 2, "bank_limit": 64,
 }
