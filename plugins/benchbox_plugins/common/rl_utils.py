@@ -9,7 +9,7 @@
 * :class:`DiscretizeAction` -- a Box action space cut into a grid of ``bins`` values per dimension,
   so a discrete-action agent (DQN) can play Pendulum.
 * :func:`evaluate_episodes` -- returns of a few episodes of a single numpy env under a fixed policy.
-* :func:`progress_bar` -- the rich progress bar of the standalone runs.
+* :func:`progress_bar` -- the rich progress bar of the standalone runs (or plain log lines).
 
 Every random draw takes an explicit ``torch.Generator`` (CPU), so a seed fixes the run.
 """
@@ -237,15 +237,29 @@ def evaluate_episodes(act: Callable[[np.ndarray], Any], env: gym.Env, episodes: 
 
 
 @contextlib.contextmanager
-def progress_bar(name: str, env_id: str, total: int, enabled: bool = True) -> Iterator[Callable[[dict[str, float]], None]]:
-    """Yields ``on_update(row)`` that moves a rich bar to ``row["global_step"]`` with the last return."""
+def progress_bar(name: str, env_id: str, total: int, enabled: bool = True,
+                 every: int = 5_000) -> Iterator[Callable[[dict[str, float]], None]]:
+    """Yields ``on_update(row)``: moves a rich bar to ``row["global_step"]`` showing the last return, or,
+    with ``enabled=False``, prints one plain line per ``every`` steps (for logs of background runs)."""
     import math
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if not enabled:
+        last = [0]
+
+        def on_row(row: dict[str, float]) -> None:
+            step = int(row["global_step"])
+            if step // every != last[0] // every or step >= total:
+                ret = row.get("episodic_return", float("nan"))
+                print(f"{name} {env_id} step {step:,}/{total:,} return {ret:.1f} sps {row.get('sps', 0):.0f}", flush=True)
+            last[0] = step
+
+        yield on_row
+        return
     with Progress(TextColumn(f"[bold]{name} {{task.fields[env]}}"), BarColumn(),
                   TextColumn("{task.completed:,.0f}/{task.total:,.0f}"), TextColumn("return {task.fields[ret]}"),
-                  TimeRemainingColumn(), disable=not enabled) as bar:
+                  TimeRemainingColumn()) as bar:
         task = bar.add_task("train", total=total, env=env_id, ret="?")
 
         def on_update(row: dict[str, float]) -> None:

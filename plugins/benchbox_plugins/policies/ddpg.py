@@ -15,7 +15,7 @@ transitions, then ``mu(s)`` plus Gaussian or Ornstein--Uhlenbeck exploration noi
 clipped to [-1, 1]; the critic regresses onto ``r + gamma * (1 - terminated) * Q'(s', mu'(s'))``
 (time-limit truncations bootstrap from the final observation); the actor ascends ``Q(s, mu(s))``.
 The defaults are rl-baselines3-zoo's Pendulum settings (lr 1e-3, batch 256, tau 0.005, gamma
-0.98, Gaussian noise 0.1, 400-300 networks, 10k random steps first).
+0.98, Gaussian noise 0.1, 10k random steps first) with smaller 128-128 networks.
 
 As a plugin (``--policy ddpg``) it learns dz on :mod:`benchbox_plugins.common.latent_env` with the
 reward of ``ppo``: ``fit`` trains on the batched latent environment, ``propose`` plays one episode
@@ -72,8 +72,9 @@ class Args:
     """Std of the Gaussian noise / sigma of the OU process, in [-1, 1] action units."""
     ou_theta: float = 0.15
     ou_dt: float = 1e-2
-    hidden: tuple[int, ...] = (400, 300)
-    """Hidden layer widths of actor and critic."""
+    hidden: tuple[int, ...] = (128, 128)
+    """Hidden layer widths of actor and critic (rl-zoo uses 400-300; 128-128 learns Pendulum as well at a
+    fraction of the CPU time)."""
     eval_episodes: int = 10
     log_every: int = 1000
     """Write a progress row every this many environment steps."""

@@ -25,7 +25,7 @@ online and the target network, before every update; evaluation (``eval()`` mode)
 weights, so greedy actions are deterministic.
 
 The defaults are settings for Pendulum-v1 with 9 torque bins (gamma 0.98, lr 1e-3, batch 128,
-target copy every 500 updates, epsilon 1 -> 0.05 over the first 20 % of 40k steps).
+target copy every 500 updates, epsilon 1 -> 0.05 over the first 20 % of 30k steps).
 
 As a plugin (``--policy dqn``) it learns on the discrete form of the latent environment
 (:mod:`benchbox_plugins.common.latent_discrete`): ``2K`` actions, +/- one step along the top-K
@@ -61,7 +61,7 @@ class Args:
     """A gymnasium id with a Discrete action space, or a Box one (then cut into --bins values per dimension)."""
     bins: int = 9
     """Values per action dimension when the env's action space is a Box (Pendulum: 9 torques -2, -1.5, ..., 2)."""
-    total_timesteps: int = 40_000
+    total_timesteps: int = 30_000
     learning_rate: float = 1e-3
     num_envs: int = 1
     buffer_size: int = 50_000
@@ -88,7 +88,7 @@ class Args:
     noisy_sigma0: float = 0.5
     """Initial noise scale of the noisy layers (sigma = sigma0 / sqrt(fan_in))."""
     max_grad_norm: float = 10.0
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (128, 128)
     eval_episodes: int = 10
     log_every: int = 1000
     """Write a progress row every this many environment steps."""
