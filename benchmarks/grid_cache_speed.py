@@ -30,10 +30,8 @@ OPTIONS = {
 }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "grid_cache_speed.json"))
-    args = ap.parse_args()
+def measure() -> dict:
+    """Run the grid with and without the stage cache; wall times, trainings, identical metrics."""
     spec = GridSpec(datasets=["digits"], generators=["ae", "vae"], policies=["none", "random", "ppo"],
                     detectors=["ae", "transformer"], seeds=[0, 1], device="cpu", threads=1,
                     augment={"ratio": 0.5}, options=OPTIONS)
@@ -58,6 +56,14 @@ def main() -> None:
     report["same_metrics"] = metrics["cache"] == metrics["no-cache"]
     report["speedup"] = round(report["no-cache"]["wall_s"] / report["cache"]["wall_s"], 2)
     report["grid"] = "digits x {ae, vae} x {none, random, ppo} x {ae, transformer} x seeds {0, 1}; options: " + json.dumps(OPTIONS)
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "grid_cache_speed.json"))
+    args = ap.parse_args()
+    report = measure()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -1,0 +1,347 @@
+"""benchbox's performance suite: one command, every speed and memory figure in one file.
+
+    .venv/bin/python benchmarks/perf.py [--device cpu|cuda|auto] [--sections env generators detectors engine memory grid]
+
+Sections (each figure is stored with the device, torch version, torch threads and the core count):
+
+- ``env``: latent vector-environment steps/s at N = 1, 64, 1024 against a Python loop over N single
+  environments; and the same environment driven by a full PPO training loop -- benchbox's PPO on the
+  batched env vs stable-baselines3's PPO on ``DummyVecEnv`` of single envs (SB3 is optional: the peer
+  row is skipped, and says so, when it is not installed; ``pip install -c constraints.txt -e .[perf]``).
+- ``generators``: training throughput (images/s) of every registered generator at 28 px
+  (MNIST-5k, grayscale) and 256 px (the same digits resized, RGB).
+- ``detectors``: fit and score throughput (images/s) of every registered detector, the anomalib
+  ones included, at 28 px and 256 px (anomalib models get ``--detector.image-size`` 32 / 256).
+- ``engine``: anomalib's own ``Engine.fit`` + ``Engine.predict`` against benchbox's wrapper on the
+  same model (Padim), images and seed: wall time and image AUROC side by side.
+- ``memory``: peak resident memory (and wall time) of the default ``benchbox run``, measured on a
+  child process.
+- ``grid``: the grid stage cache's speed-up (``benchmarks/grid_cache_speed.py``'s grid).
+
+Budgets are small and fixed (stated in the output); this suite measures cost, not quality.
+Writes ``benchmarks/perf.json`` (one entry per device type; a CUDA run is kept next to the CPU
+one, never mixed) and ``benchmarks/perf.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchbox import registry  # noqa: E402
+from benchbox.interfaces import FitContext  # noqa: E402
+from benchbox.io import atomic_write_json, atomic_write_text  # noqa: E402
+from benchbox.metrics import image_metrics  # noqa: E402
+from benchbox.runtime import package_versions, resolve_device  # noqa: E402
+
+SECTIONS = ("env", "generators", "detectors", "engine", "memory", "grid")
+# per-plugin budgets: enough steps to time steady state, small enough for 2 CPU cores
+GEN_OPTS = {"epochs": 1}
+DET_OPTS = {"epochs": 1, "pretrained": False, "max_steps": 20}
+SLOW_AT_256 = {"anomalib-efficientad"}  # minutes per image batch on CPU: timed on fewer images
+
+
+def ctx(device: torch.device, **kw: Any) -> FitContext:
+    return FitContext(device=device, seed=0, **kw)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - t0
+
+
+def options_for(kind: str, name: str, wanted: dict[str, Any]) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(registry.load(kind, name).Config)}
+    return {k: v for k, v in wanted.items() if k in fields}
+
+
+def image_sets(n_train: int, n_test: int) -> dict[int, dict[str, torch.Tensor]]:
+    """28 px grayscale MNIST-5k class 0 and the same images at 256 px RGB."""
+    splits = registry.create("datasets", "mnist", normal_class=0).load(0)
+    perm = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(0))
+    small = {"train": splits.train[:n_train], "test": splits.test.images[perm[:n_test]],
+             "labels": splits.test.labels[perm[:n_test]]}
+
+    def big(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False).expand(-1, 3, -1, -1).contiguous()
+
+    return {28: small, 256: {k: (big(v) if k != "labels" else v) for k, v in small.items()}}
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def section_env(device: torch.device, quick: bool) -> dict:
+    from latent_env_speed import loop_sps, vector_sps
+
+    from benchbox_plugins.common.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
+    from benchbox_plugins.policies import ppo
+
+    splits = registry.create("datasets", "mnist", normal_class=0).load(0)
+    gen = registry.create("generators", "ae", epochs=1)
+    gen.fit(splits.train, ctx(device))
+    core = LatentCore(gen, gen.encode(splits.train), RewardConfig(), device=device)
+    seconds = 1.0 if quick else 3.0
+    rows = []
+    for n in (1, 64, 1024):
+        v = vector_sps(core, n, seconds)
+        lp = loop_sps(core, n, seconds)
+        rows.append({"num_envs": n, "vector_steps_per_s": round(v, 1), "loop_steps_per_s": round(lp, 1),
+                     "ratio": round(v / lp, 2)})
+        print("env", rows[-1], flush=True)
+    steps = 2048 if quick else 8192
+    train_rows = []
+    for n_envs in (8, 128):
+        args = ppo.Args(seed=0, env_id="benchbox-latent", total_timesteps=steps, num_envs=n_envs,
+                        num_steps=max(4, 512 // n_envs), num_minibatches=4, update_epochs=4, device=str(device),
+                        progress=False)
+        _, wall = timed(lambda: ppo.train(args, LatentVectorEnv(core, n_envs)), device)
+        train_rows.append({"client": f"benchbox PPO, LatentVectorEnv({n_envs})", "steps": steps,
+                           "steps_per_s": round(steps / wall, 1)})
+        print("env", train_rows[-1], flush=True)
+    if importlib.util.find_spec("stable_baselines3") is None:
+        train_rows.append({"client": "stable-baselines3 PPO", "skipped": "stable-baselines3 is not installed "
+                           "(optional: pip install -c constraints.txt -e .[perf])"})
+    else:
+        from stable_baselines3 import PPO as SB3PPO
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        venv = DummyVecEnv([lambda: LatentEnv(core) for _ in range(8)])
+        model = SB3PPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=4, seed=0, device=str(device), verbose=0)
+        _, wall = timed(lambda: model.learn(total_timesteps=steps), device)
+        train_rows.append({"client": "stable-baselines3 PPO, DummyVecEnv(8 x LatentEnv)", "steps": steps,
+                           "steps_per_s": round(steps / wall, 1)})
+        print("env", train_rows[-1], flush=True)
+    return {"latent_dim": core.d, "n_train_latents": len(core.latents), "step_rows": rows, "training_rows": train_rows,
+            "note": "one-step episodes; the ae decoder + encoder + nearest-neighbour search dominate a step"}
+
+
+def section_generators(device: torch.device, quick: bool) -> dict:
+    n = 64 if quick else 256
+    sets = image_sets(n, 8)
+    rows = []
+    for name in [p.name for p in registry.list_plugins("generators")]:
+        for size, data in sets.items():
+            x = data["train"] if size == 28 else data["train"][: max(16, n // 4)]
+            row: dict[str, Any] = {"generator": name, "image_size": size, "n_images": len(x), "epochs": 1}
+            try:
+                gen = registry.create("generators", name, **options_for("generators", name, GEN_OPTS))
+                _, wall = timed(lambda: gen.fit(x, ctx(device)), device)
+                row.update(fit_seconds=round(wall, 2), train_images_per_s=round(len(x) / wall, 1))
+            except Exception as exc:  # a generator that cannot take this size is reported, not fatal
+                row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            rows.append(row)
+            print("generators", row, flush=True)
+    return {"rows": rows, "options": GEN_OPTS}
+
+
+def section_detectors(device: torch.device, quick: bool) -> dict:
+    n_train, n_test = (32, 64) if quick else (128, 256)
+    sets = image_sets(n_train, n_test)
+    rows = []
+    for name in [p.name for p in registry.list_plugins("detectors")]:
+        for size, data in sets.items():
+            opts = options_for("detectors", name, {**DET_OPTS, "image_size": 32 if size == 28 else 256})
+            train, test = data["train"], data["test"]
+            if name in SLOW_AT_256 or (size == 256 and name.startswith("anomalib-")):
+                train, test = train[:16], test[:16]
+            row: dict[str, Any] = {"detector": name, "image_size": size, "n_fit": len(train), "n_score": len(test),
+                                   "options": opts}
+            try:
+                det = registry.create("detectors", name, **opts)
+                _, fit_s = timed(lambda: det.fit(train, ctx(device, stage="detector")), device)
+                det.score(test[:4])  # warm-up
+                _, score_s = timed(lambda: det.score(test), device)
+                row.update(fit_seconds=round(fit_s, 2), fit_images_per_s=round(len(train) / fit_s, 1),
+                           score_seconds=round(score_s, 2), score_images_per_s=round(len(test) / score_s, 1))
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            rows.append(row)
+            print("detectors", {k: v for k, v in row.items() if k != "options"}, flush=True)
+    return {"rows": rows, "note": "fit = one epoch capped at max_steps optimiser steps (memory-bank models: one "
+            "pass); fit images/s = training images / fit wall time"}
+
+
+def section_engine(device: torch.device, quick: bool) -> dict:
+    """Padim through anomalib's Engine vs through benchbox's wrapper: time and AUROC."""
+    from anomalib.engine import Engine
+    from anomalib.models import Padim
+
+    from benchbox_plugins.common import anomalib_adapter as aa
+
+    splits = registry.create("datasets", "mnist", normal_class=0).load(0)
+    n_test = 1000 if quick else len(splits.test)
+    perm = torch.randperm(len(splits.test), generator=torch.Generator().manual_seed(0))[:n_test]
+    train, test, labels = splits.train, splits.test.images[perm], splits.test.labels[perm]
+    size = 32
+    det = registry.create("detectors", "anomalib-padim", pretrained=False, image_size=size)
+    _, wfit = timed(lambda: det.fit(train, ctx(device, stage="detector")), device)
+    ours, wscore = timed(lambda: det.score(test).image, device)
+    acc, devices = aa.accelerator(device)
+    with aa.quiet(), aa.seeded(0), tempfile.TemporaryDirectory() as tmp:
+        model = Padim(backbone="resnet18", pre_trained=False, pre_processor=aa.pre_processor(size),
+                      post_processor=False, evaluator=False, visualizer=False)
+        engine = Engine(default_root_dir=tmp, logger=False, accelerator=acc, devices=devices, enable_progress_bar=False)
+        _, efit = timed(lambda: engine.fit(model=model, train_dataloaders=aa.image_loader(aa.to_rgb(train), 32)), device)
+        preds, epred = timed(lambda: engine.predict(model=model, dataloaders=aa.image_loader(aa.to_rgb(test), 32)), device)
+    theirs = torch.cat([p.pred_score.reshape(-1) for p in preds]).float().cpu()
+    auroc = lambda s: round(image_metrics(labels, s.numpy())["image_auroc"], 6)  # noqa: E731
+    return {"model": "Padim (resnet18, pretrained off, 32 px)", "n_train": len(train), "n_test": len(test),
+            "rows": [{"route": "benchbox wrapper (Lightning Trainer + module forward)", "fit_s": round(wfit, 2),
+                      "score_s": round(wscore, 2), "image_auroc": auroc(ours.cpu())},
+                     {"route": "anomalib Engine.fit + Engine.predict", "fit_s": round(efit, 2),
+                      "score_s": round(epred, 2), "image_auroc": auroc(theirs)}],
+            "max_abs_score_diff": float((ours.cpu() - theirs).abs().max())}
+
+
+def section_memory(device: torch.device, quick: bool) -> dict:
+    """Peak RSS of the default ``benchbox run`` in a child process (RUSAGE_CHILDREN high-water mark)."""
+    exe = Path(sys.executable).with_name("benchbox")
+    cmd = [str(exe) if exe.exists() else "benchbox", "run", "--device", device.type]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd += ["--out", str(Path(tmp) / "runs")]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BENCHBOX_CACHE": tmp})
+        wall = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kilobytes on Linux
+    out = {"command": "benchbox run (defaults) --device " + device.type, "exit_code": proc.returncode,
+           "wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
+    if proc.returncode != 0:
+        out["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+    return out
+
+
+def section_grid(device: torch.device, quick: bool) -> dict:
+    from grid_cache_speed import measure
+
+    report = measure()
+    return {"speedup": report["speedup"], "same_metrics": report["same_metrics"],
+            "cache": report["cache"], "no_cache": report["no-cache"], "grid": report["grid"],
+            "note": "grid runs on CPU (its spec fixes device cpu)"}
+
+
+RUNNERS: dict[str, Callable[[torch.device, bool], dict]] = {
+    "env": section_env, "generators": section_generators, "detectors": section_detectors,
+    "engine": section_engine, "memory": section_memory, "grid": section_grid}
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def markdown(all_runs: dict[str, dict]) -> str:
+    lines = ["# benchbox performance suite", "",
+             "Written by `benchmarks/perf.py`; raw figures in `benchmarks/perf.json`. Each device's figures are "
+             "reported separately.", ""]
+    for dev, run in all_runs.items():
+        m = run["machine"]
+        lines += [f"## {dev}: {m['device_name']}", "",
+                  f"torch {m['torch']}, {m['torch_threads']} torch thread(s), {m['cpu_count']} CPU cores, "
+                  f"{m['platform']}; run {m['date']}, load average at end {m['load_avg_at_end']}.", ""]
+        s = run["sections"]
+        if "env" in s:
+            e = s["env"]
+            lines += ["### Latent environment", "", "| N | vector env steps/s | Python loop steps/s | ratio |",
+                      "|---:|---:|---:|---:|"]
+            lines += [f"| {r['num_envs']} | {r['vector_steps_per_s']:,.0f} | {r['loop_steps_per_s']:,.0f} | "
+                      f"{r['ratio']}x |" for r in e["step_rows"]]
+            lines += ["", "| PPO training client | steps | steps/s |", "|---|---:|---:|"]
+            lines += [f"| {r['client']} | {r.get('steps', '-')} | {r.get('steps_per_s', r.get('skipped'))} |"
+                      for r in e["training_rows"]]
+            lines += [""]
+        if "generators" in s:
+            lines += ["### Generator training throughput (1 epoch)", "", "| generator | 28 px images/s | 256 px images/s |",
+                      "|---|---:|---:|"]
+            by = {}
+            for r in s["generators"]["rows"]:
+                by.setdefault(r["generator"], {})[r["image_size"]] = r.get("train_images_per_s", "error")
+            lines += [f"| {g} | {v.get(28, '-')} | {v.get(256, '-')} |" for g, v in by.items()] + [""]
+        if "detectors" in s:
+            lines += ["### Detector throughput", "", "| detector | fit img/s 28 px | score img/s 28 px | "
+                      "fit img/s 256 px | score img/s 256 px |", "|---|---:|---:|---:|---:|"]
+            by = {}
+            for r in s["detectors"]["rows"]:
+                by.setdefault(r["detector"], {})[r["image_size"]] = r
+            for d, v in by.items():
+                cells = []
+                for size in (28, 256):
+                    r = v.get(size, {})
+                    cells += ["error", "error"] if "error" in r else [str(r.get("fit_images_per_s", "-")),
+                                                                      str(r.get("score_images_per_s", "-"))]
+                lines.append(f"| {d} | " + " | ".join(cells) + " |")
+            lines += ["", s["detectors"]["note"] + ".", ""]
+        if "engine" in s:
+            e = s["engine"]
+            lines += [f"### anomalib Engine vs benchbox wrapper: {e['model']}, {e['n_train']} train / {e['n_test']} test",
+                      "", "| route | fit s | score s | image AUROC |", "|---|---:|---:|---:|"]
+            lines += [f"| {r['route']} | {r['fit_s']} | {r['score_s']} | {r['image_auroc']:.4f} |" for r in e["rows"]]
+            lines += ["", f"max |score difference| = {e['max_abs_score_diff']:.2e}", ""]
+        if "memory" in s:
+            mm = s["memory"]
+            lines += ["### Default run", "", f"`{mm['command']}`: peak RSS {mm['peak_rss_mb']} MB, wall {mm['wall_s']} s, "
+                      f"exit {mm['exit_code']}.", ""]
+        if "grid" in s:
+            g = s["grid"]
+            lines += ["### Grid stage cache", "", f"{g['grid']}", "",
+                      f"cached {g['cache']['wall_s']} s ({g['cache']['generator_trainings']} generator trainings) vs "
+                      f"uncached {g['no_cache']['wall_s']} s ({g['no_cache']['generator_trainings']}): "
+                      f"**{g['speedup']}x**; identical metrics: {g['same_metrics']}.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run; numbers are noisier)")
+    ap.add_argument("--out", type=Path, default=HERE / "perf.json")
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    all_runs = json.loads(args.out.read_text()).get("runs", {}) if args.out.exists() else {}
+    run = all_runs.get(device.type, {"sections": {}})
+    for name in args.sections:
+        t0 = time.perf_counter()
+        result = RUNNERS[name](device, args.quick)
+        result["section_wall_s"] = round(time.perf_counter() - t0, 1)
+        run["sections"][name] = result
+        run["machine"] = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                          else platform.processor() or platform.machine(), "torch": torch.__version__,
+                          "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                          "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                          "load_avg_at_end": [round(x, 1) for x in os.getloadavg()], "quick": args.quick,
+                          "versions": package_versions(("stable-baselines3",))}
+        all_runs[device.type] = run
+        atomic_write_json(args.out, {"runs": all_runs})  # after every section: a crash keeps what ran
+        atomic_write_text(args.out.with_suffix(".md"), markdown(all_runs))
+        print(f"[perf] {name} done in {result['section_wall_s']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
