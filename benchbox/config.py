@@ -73,8 +73,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if origin is Literal:
-        if value in args:
+    if origin is Literal:  # exact type too: True must not pass for Literal[1], nor 1.0 for Literal[1]
+        if any(value == a and type(value) is type(a) for a in args):
             return value
         raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
     if origin in (tuple, list):
@@ -92,7 +92,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where} expects an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(f"{where} expects a number within float range, got {value!r}") from None
         raise ConfigError(f"{where} expects a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

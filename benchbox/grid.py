@@ -104,6 +104,10 @@ class GridSpec:
             for opt in common:
                 if not any(_has_option(registry.load(axis, n), opt) for n, _ in axes[axis]):
                     raise ConfigError(f"[options.{key}] {opt!r}: no chosen {key} has this option")
+        for axis, key in AXES.items():  # per-plugin tables: a registered plugin and its real options, even
+            for plugin, table in self.options.get(key, {}).items():  # when not chosen (a typo must not be ignored)
+                if isinstance(table, dict):
+                    build_config(registry.load(axis, plugin).Config, table, f"[options.{key}.{plugin}]")
         augment = build_config(AugmentConfig, self.augment, "[augment]")
         out_cells = []
         for (ds, g, s, p, d) in itertools.product(axes["datasets"], axes["generators"], self.seeds,
@@ -291,6 +295,13 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _int_csv(value: str) -> list[int]:
+    try:
+        return [int(v) for v in _csv(value)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
 def _parse_value(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -303,7 +314,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", help="grid spec (TOML), e.g. benchmarks/default_grid.toml")
     for axis in AXES:
         p.add_argument(f"--{axis}", type=_csv, help=f"comma-separated {axis} (replaces the spec's)")
-    p.add_argument("--seeds", type=lambda s: [int(v) for v in _csv(s)], help="comma-separated seeds")
+    p.add_argument("--seeds", type=_int_csv, help="comma-separated seeds")
     p.add_argument("--set", action="append", default=[], metavar="KIND[.PLUGIN].OPT=VALUE",
                    help="plugin option, e.g. generator.epochs=2 or detector.transformer.dim=32 (repeatable)")
     p.add_argument("--augment-ratio", type=float)
@@ -390,6 +401,13 @@ def cmd_grid(argv: Sequence[str]) -> int:
     try:
         out = run_grid(cells, results, cache_root, args.backend, args.workers, args.ray_address, args.gpus_per_cell,
                        args.retry_failed, write_runs=not args.no_run_folders, progress=prog)
+    except KeyboardInterrupt:  # Ctrl-C: every finished cell's row is already on disk (appended + fsynced)
+        prog.stop()
+        done = latest_rows(read_rows(results)[0])
+        n = sum(1 for c in cells if c.hash() in done)
+        err.print(f"[red]interrupted[/]: {n} of {len(cells)} cells are in {results}; rerun the same command to "
+                  "resume (finished cells are skipped)", highlight=False, soft_wrap=True)
+        return 130
     finally:
         prog.stop()
     if out.torn_lines:

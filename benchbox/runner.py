@@ -22,7 +22,7 @@ import torch
 from . import registry
 from .cache import StageCache, stage_keys
 from .config import CellSpec
-from .errors import BenchboxError
+from .errors import BenchboxError, TrainingDiverged
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
 from .io import atomic_write_json
 from .metrics import image_metrics
@@ -86,6 +86,9 @@ def augment(
     dz = policy.propose(latents[src], seed=seed * 7919 + 5)
     if dz.shape != latents[src].shape:
         raise ValueError(f"policy returned dz of shape {tuple(dz.shape)} for z of shape {tuple(latents[src].shape)}")
+    if not bool(torch.isfinite(dz).all()):
+        bad = int((~torch.isfinite(dz)).sum())
+        raise TrainingDiverged(f"the policy proposed non-finite dz ({bad} of {dz.numel()} values): its training diverged")
     images = torch.cat(
         [generator.decode(latents[src[i : i + batch_size]] + dz[i : i + batch_size]) for i in range(0, n, batch_size)]
     )
@@ -170,6 +173,9 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
 
     with _stage("fit policy", reporter, timer):
         latents = generator.encode(splits.train)
+        if not bool(torch.isfinite(latents).all()):  # a generator whose own loop has no NaN guard
+            raise TrainingDiverged(f"generator {spec.generator!r} encodes the training images to non-finite latents: "
+                                   "its training diverged")
         policy = cached_stage("policy", fit_policy)
 
     def augmented_set() -> dict[str, Any]:

@@ -29,8 +29,9 @@ def train_epochs(
 
     ``loss_fn(batch_on_device)`` returns a scalar. Logs ``train/<name>`` (and ``val/<name>``
     when ``val`` is given) per epoch into ``ctx.curves`` and advances ``ctx.progress`` per epoch.
-    A non-finite loss stops training with :class:`TrainingDiverged` naming the stage and the last
-    finite loss.
+    A non-finite loss, or weights that became non-finite (checked after every epoch, so the last
+    optimiser step of a run is covered too), stops training with :class:`TrainingDiverged` naming
+    the stage and the last finite loss.
     """
     if len(data) == 0:
         raise ValueError(f"{ctx.stage or 'training'}: no training images")
@@ -48,22 +49,51 @@ def train_epochs(
             loss = loss_fn(batch)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise TrainingDiverged(
-                    f"{ctx.stage or 'training'}: loss became {value} in epoch {epoch + 1}; "
-                    f"last finite loss {last_finite if last_finite is not None else 'none'}"
-                    " -- lower the learning rate or check the input data"
-                )
+                _diverged(ctx, f"loss became {value} in epoch {epoch + 1}", last_finite)
             last_finite = value
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += value * len(batch)
             count += len(batch)
+        bad = _non_finite_parameter(model)
+        if bad is not None:
+            _diverged(ctx, f"weights became non-finite ({bad}) in epoch {epoch + 1}", last_finite)
         ctx.curves.log(f"train/{name}", epoch + 1, total / count)
         if val is not None and len(val):
-            ctx.curves.log(f"val/{name}", epoch + 1, evaluate_loss(model, val, loss_fn, ctx.device, bs))
+            val_loss = evaluate_loss(model, val, loss_fn, ctx.device, bs)
+            if not math.isfinite(val_loss):
+                _diverged(ctx, f"validation loss became {val_loss} after epoch {epoch + 1}", last_finite)
+            ctx.curves.log(f"val/{name}", epoch + 1, val_loss)
+        elif epoch == epochs - 1:  # the last step is checked by no later loss: probe the trained model once
+            with torch.random.fork_rng(devices=_rng_devices(ctx.device)):  # leaves the random streams alone
+                probe = evaluate_loss(model, data[:bs], loss_fn, ctx.device, bs)
+            if not math.isfinite(probe):
+                _diverged(ctx, f"loss of the trained model became {probe} after the last step", last_finite)
         ctx.progress(epoch + 1, epochs)
     model.eval()
+
+
+def _diverged(ctx: FitContext, what: str, last_finite: float | None) -> None:
+    raise TrainingDiverged(
+        f"{ctx.stage or 'training'}: {what}; last finite loss {last_finite if last_finite is not None else 'none'}"
+        " -- lower the learning rate or check the input data"
+    )
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+@torch.no_grad()
+def _non_finite_parameter(model: nn.Module) -> str | None:
+    """Name of the first parameter holding NaN or inf, else ``None``."""
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            return name
+    return None
 
 
 @torch.no_grad()
