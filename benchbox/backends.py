@@ -53,10 +53,14 @@ def run_pool(specs: list[CellSpec], cache_root: str | None, workers: int, write:
             pending.add(pool.submit(execute, spec, cache_root, write))
             if on_start:
                 on_start(spec)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield fut.result()
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        except BaseException:  # Ctrl-C or a consumer that stops: queued cells must not start
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def run_ray(specs: list[CellSpec], cache_root: str | None, address: str | None = None,

@@ -180,9 +180,6 @@ def test_decode_cache_npz_that_needs_pickle_is_rebuilt_not_loaded(tmp_path):
     assert not leftovers(tmp_path / "cache")
 
 
-@pytest.mark.xfail(strict=False, reason="plugins/benchbox_plugins/common/npzcache.py: cached() catches OSError, "
-                                        "ValueError and EOFError but not zipfile.BadZipFile, which np.load raises "
-                                        "for a truncated .npz")
 def test_truncated_decode_cache_npz_is_rebuilt(tmp_path):
     make_mvtec(tmp_path / "data")
     ds = registry.create("datasets", "mvtec", root=str(tmp_path / "data"), image_size=32)

@@ -9,13 +9,16 @@ inputs decodes nothing. Files live in ``$BENCHBOX_CACHE`` (default ``~/.cache/be
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from benchbox.io import atomic_write_bytes
 
 FORMAT = 1
 
@@ -45,18 +48,14 @@ def cached(name: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> d
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # unreadable cache entry: rebuild it
     arrays = build()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
+        atomic_write_bytes(path, buf.getvalue())  # temp file + rename, removed on any failure
     except OSError:
-        return arrays  # a read-only cache only costs speed
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass  # a read-only cache only costs speed
     return arrays
