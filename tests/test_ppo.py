@@ -126,3 +126,16 @@ def test_transformer_classify_mode(digits_splits):
         cls(tiny_config(cls)).fit(train, ctx, pseudo_anomalies=pseudo)
     with pytest.raises(ValueError, match="--policy.role anomaly"):
         cls(tiny_config(cls, mode="classify")).fit(train, ctx)
+
+
+def test_ppo_divergence_names_stage_and_last_finite_loss():
+    """A policy whose loss turns non-finite (here a reward weight that overflows the value loss) stops fit with TrainingDiverged."""
+    from benchbox.errors import TrainingDiverged
+    from benchbox.interfaces import FitContext
+
+    splits = registry.create("datasets", "digits").load(0)
+    gen = registry.create("generators", "ae", epochs=1, base_channels=8)
+    gen.fit(splits.train[:64], FitContext(device=torch.device("cpu"), seed=0))
+    policy = registry.create("policies", "ppo", total_timesteps=256, num_envs=16, num_steps=8, w_size=1e300)
+    with pytest.raises(TrainingDiverged, match=r"fit policy: ppo: PPO loss became .* last finite loss"):
+        policy.fit(gen, gen.encode(splits.train[:64]), FitContext(device=torch.device("cpu"), seed=0, stage="fit policy"))

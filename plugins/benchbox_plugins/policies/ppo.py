@@ -216,6 +216,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
     next_done = torch.zeros(n, device=device)
     history: list[dict[str, float]] = []
 
+    last_finite_loss: float | None = None  # named in the error if the loss turns NaN/inf
     for iteration in range(1, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
@@ -308,6 +309,10 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
                     v_loss = 0.5 * ((newvalue - b_ret[mb]) ** 2).mean()
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"PPO loss became {float(loss)} at iteration {iteration} "
+                                             f"(step {global_step}); last finite loss {last_finite_loss}")
+                last_finite_loss = float(loss)
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
@@ -424,6 +429,7 @@ def run(args: Args) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ the plugin
 
+from benchbox.errors import TrainingDiverged  # noqa: E402
 from benchbox.interfaces import FitContext, Generator, LatentPolicy  # noqa: E402
 from benchbox_plugins.common.latent_env import LatentCore, LatentVectorEnv, RewardConfig  # noqa: E402
 
@@ -508,6 +514,8 @@ class PPOPolicy(LatentPolicy):
             torch.set_num_threads(c.threads)
         try:
             self.agent, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
+        except FloatingPointError as exc:
+            raise TrainingDiverged(f"{ctx.stage or 'fit policy'}: ppo: {exc} -- lower --policy.learning-rate") from exc
         finally:
             torch.set_num_threads(threads)
         self.agent.eval()
