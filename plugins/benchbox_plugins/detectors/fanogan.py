@@ -29,7 +29,10 @@ class FAnoGANDetector(ReconstructionDetector):
 
     @dataclass
     class Config(DCGAN.Config):
-        pass
+        feature_matching: bool = True
+        """On by default here: on a few hundred one-class images the plain DCGAN objective collapses
+        G to a handful of modes (sample std 0.03 vs 0.18 with feature matching, MNIST class 0), and
+        a collapsed G cannot be inverted."""
 
     def __init__(self, config=None):
         try:
