@@ -1,18 +1,29 @@
-"""``benchbox`` command line: ``run`` one cell, ``list`` plugins.
+"""``benchbox`` command line: ``run`` one cell, ``list`` plugins, ``grid``, ``leaderboard``, ``data``.
 
 Plugin selectors (``--dataset mnist``) are read first; the chosen plugins' ``Config`` dataclasses
 then become typed, documented options through tyro (``--dataset.train-limit 50``).
+
+Every user-facing error is one line on stderr (exit code 2): a wrong option type, an unknown
+option or a missing value names the option and what it expects instead of tyro's or argparse's
+boxed usage; ``--debug`` adds the parser's full message and the traceback.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
+import difflib
+import io
 import os
+import re
 import sys
 import traceback
+import typing
 from typing import Any, Literal, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import registry
@@ -24,12 +35,13 @@ DEFAULTS = {"dataset": "mnist", "generator": "ae", "policy": "ppo", "detector": 
 _GROUP = {"dataset": "datasets", "generator": "generators", "policy": "policies", "detector": "detectors"}
 
 err_console = Console(stderr=True)
+DEBUG = False  # set by main() from --debug / BENCHBOX_DEBUG=1
 
 USAGE = """usage: benchbox COMMAND [options]
 
 commands:
   run     run one benchmark cell (dataset -> generator -> policy -> detector -> metrics)
-  list    list installed plugins:  benchbox list [GROUP] [--check]
+  list    list installed plugins:  benchbox list [GROUP] [--check] [--verbose]
   grid    run every cell of a grid spec (resumable, stage cache):  benchbox grid SPEC.toml
   leaderboard  tables from grid results:  benchbox leaderboard RESULTS.jsonl [--out DIR]
 
@@ -86,7 +98,18 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
         "options below are those of the chosen plugins):\n"
         + "\n".join(f"  --{k} {chosen[k]:<12} [{names[k]}]" for k in chosen)
     )
-    args = tyro.cli(build_args_class(classes), args=rest, prog="benchbox run", description=description)
+    args_cls = build_args_class(classes)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            args = tyro.cli(args_cls, args=rest, prog="benchbox run", description=description)
+    except SystemExit as exc:
+        if exc.code in (0, None):  # --help
+            raise
+        if DEBUG:
+            sys.stderr.write(captured.getvalue())
+        raise ConfigError(diagnose_args(rest, args_cls, chosen) or _flatten_box(captured.getvalue())
+                          or "invalid options (see benchbox run --help)") from None
     return CellSpec(
         **chosen,
         dataset_config=args.dataset,
@@ -96,6 +119,179 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
         augment=args.augment,
         run=RunOptions(seed=args.seed, device=args.device, out=args.out, threads=args.threads),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# One-line messages for options tyro rejected
+# --------------------------------------------------------------------------------------------
+
+_SWITCH_OFF = object()  # marks the --KIND.no-FLAG half of a bool switch
+
+
+def option_types(cls: type, prefix: str = "--") -> dict[str, Any]:
+    """Every CLI flag of a (nested) dataclass as tyro spells it, mapped to its type."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:
+        hints = {}
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, f.type)
+        flag = prefix + f.name.replace("_", "-")
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            out.update(option_types(tp, flag + "."))
+        else:
+            out[flag] = tp
+            if tp is bool:
+                out[prefix + "no-" + f.name.replace("_", "-")] = _SWITCH_OFF
+    return out
+
+
+def _accepts(tp: Any, value: str) -> bool:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None):
+        return value == "None"
+    if origin is Literal:
+        return value in {str(a) for a in args}
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        return any(_accepts(a, value) for a in args)
+    if tp in (int, float):
+        try:
+            tp(value)
+        except ValueError:
+            return False
+        return True
+    return True  # str, paths and anything tyro knows better
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None):
+        return "None"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        return " or ".join(_describe(a) for a in args)
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"{len(args)} space-separated values ({', '.join(_describe(a) for a in args)})"
+        return f"one or more space-separated values, each {_describe(inner)}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "a switch"}.get(tp, registry.type_name(tp))
+
+
+def _values_needed(tp: Any) -> tuple[int | None, list[Any]]:
+    """(number of values or None for one-or-more, the type of each value)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (tuple, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(args), list(args)
+        return None, [args[0] if args else str]
+    return 1, [tp]
+
+
+def diagnose_args(argv: Sequence[str], args_cls: type, chosen: dict[str, str]) -> str | None:
+    """The first problem in ``argv`` as one line naming the option and what it expects, or None."""
+    table = option_types(args_cls)
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok in ("-h", "--help"):
+            return None
+        if not tok.startswith("--"):
+            return (f"unexpected argument {tok!r}: options are --KIND.OPTION VALUE, e.g. --detector.epochs 5 "
+                    "(benchbox run --help lists them)")
+        flag, eq, inline = tok.partition("=")
+        flag = flag.replace("_", "-")  # tyro accepts either spelling
+        if flag not in table:
+            return _unknown_option(flag, table, chosen)
+        tp = table[flag]
+        if tp is bool or tp is _SWITCH_OFF:
+            on = flag if tp is bool else flag.replace(".no-", ".", 1).replace("--no-", "--", 1)
+            off = on.rsplit(".", 1)[0] + ".no-" + on.rsplit(".", 1)[1] if "." in on else "--no-" + on[2:]
+            nxt = inline if eq else (args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else None)
+            if nxt is not None:
+                return f"{flag} is a switch and takes no value (got {nxt!r}): use {on} for true, {off} for false"
+            i += 1
+            continue
+        count, types = _values_needed(tp)
+        values = [inline] if eq else []
+        j = i + 1
+        if not eq:
+            while j < len(args) and not args[j].startswith("--") and (count is None or len(values) < count):
+                values.append(args[j])
+                j += 1
+        if not values:
+            return f"{flag} needs a value: {_describe(tp)}"
+        if count is not None and count > 1 and len(values) != count:
+            return f"{flag} expects {_describe(tp)}, got {len(values)}: {' '.join(values)}"
+        for k, value in enumerate(values):
+            each = types[k] if count is not None and count > 1 else types[0]
+            if not _accepts(each, value):
+                return f"{flag} expects {_describe(tp)}, got {value!r}"
+        i = j
+    return None
+
+
+def _unknown_option(flag: str, table: dict[str, Any], chosen: dict[str, str]) -> str:
+    kind = flag[2:].split(".")[0]
+    candidates = [f for f in table if table[f] is not _SWITCH_OFF]
+    same_kind = [f for f in candidates if f.startswith(f"--{kind}.")]
+    if same_kind:  # compare option names without the shared --KIND. prefix
+        names = {f.split(".", 1)[1]: f for f in same_kind}
+        close = [names[c] for c in difflib.get_close_matches(flag.split(".", 1)[-1], list(names), n=1, cutoff=0.6)]
+    else:
+        close = difflib.get_close_matches(flag, candidates, n=1, cutoff=0.6)
+    where = f"{kind} {chosen[kind]!r} has no option {flag}" if kind in chosen and "." in flag else f"unknown option {flag}"
+    hint = f"; did you mean {close[0]}?" if close else ""
+    see = f"benchbox run --{kind} {chosen[kind]} --help" if kind in chosen and "." in flag else "benchbox run --help"
+    return f"{where}{hint} ({see} lists the options)"
+
+
+def _flatten_box(text: str) -> str:
+    """The first section of tyro's boxed error as one line (fallback when diagnose_args finds nothing)."""
+    lines = []
+    for line in text.splitlines():
+        inner = line.strip().strip("│╭╮╰╯").strip()
+        if not inner or set(inner) <= set("─╭╮╰╯ "):
+            if lines:
+                break
+            continue
+        if inner.startswith("─") and lines:
+            break
+        lines.append(inner)
+    return " ".join(" ".join(lines).split())
+
+
+def one_line_argparse(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make an argparse parser raise one-line ConfigErrors (usage only under --debug)."""
+    prog = parser.prog
+
+    def error(message: str) -> typing.NoReturn:
+        if DEBUG:
+            parser.print_usage(sys.stderr)
+        raise ConfigError(f"{prog}: {_argparse_message(parser, message)}")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def _argparse_message(parser: argparse.ArgumentParser, message: str) -> str:
+    m = re.match(r"unrecognized arguments: (.*)", message)
+    if m:
+        first = m.group(1).split()[0]
+        flags = [s for s in parser._option_string_actions if s.startswith("--")]
+        close = difflib.get_close_matches(first.partition("=")[0], flags, n=1, cutoff=0.6)
+        kind = "option" if first.startswith("-") else "argument"
+        return f"unknown {kind} {first}" + (f"; did you mean {close[0]}?" if close else "") + f" (see {parser.prog} --help)"
+    m = re.match(r"argument ([^:]+): invalid (int|float) value: (.*)", message)
+    if m:
+        return f"{m.group(1)} expects {'an integer' if m.group(2) == 'int' else 'a number'}, got {m.group(3)}"
+    m = re.match(r"argument ([^:]+): (.*)", message)
+    if m:
+        return f"{m.group(1).split('/')[0]}: {m.group(2)}"
+    return message
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -111,15 +307,30 @@ def cmd_run(argv: Sequence[str]) -> int:
     return 0
 
 
+LIST_USAGE = """usage: benchbox list [GROUP] [--check] [--verbose]
+
+GROUP: datasets, generators, policies, detectors (default: all four).
+--check    import every plugin and mark the ones that fail as broken (exit code 1 if any)
+--verbose  import the plugins and show each one's options: flag, type, default, description"""
+
+
 def cmd_list(argv: Sequence[str]) -> int:
-    check = "--check" in argv
-    rest = [a for a in argv if a != "--check"]
-    if any(a in ("-h", "--help") for a in rest):
-        print("usage: benchbox list [GROUP] [--check]\n\nGROUP: datasets, generators, policies, detectors.\n"
-              "--check imports every plugin and marks the ones that fail as broken.")
+    known = {"--check": "check", "--verbose": "verbose", "-v": "verbose"}
+    if any(a in ("-h", "--help") for a in argv):
+        print(LIST_USAGE)
         return 0
+    flags = {known[a] for a in argv if a in known}
+    for a in argv:
+        if a.startswith("-") and a not in known:
+            close = difflib.get_close_matches(a, ["--check", "--verbose"], n=1, cutoff=0.7)
+            raise ConfigError(f"benchbox list: unknown option {a}" + (f"; did you mean {close[0]}?" if close else "")
+                              + " (options: --check, --verbose)")
+    rest = [a for a in argv if a not in known]
     if len(rest) > 1:
         raise ConfigError(f"benchbox list takes at most one GROUP, got: {' '.join(rest)}")
+    check = "check" in flags
+    if "verbose" in flags:
+        return _list_verbose(rest[0] if rest else None, check)
     plugins = registry.list_plugins(rest[0] if rest else None, check=check)
     table = Table(title="benchbox plugins" + (" (imported and checked)" if check else ""))
     for col in ("name", "group", "distribution", "description"):
@@ -131,10 +342,35 @@ def cmd_list(argv: Sequence[str]) -> int:
     return 1 if any(p.broken for p in plugins) and check else 0
 
 
-def cmd_grid(argv: Sequence[str]) -> int:
-    from .grid import cmd_grid as run
+def _list_verbose(group: str | None, check: bool) -> int:
+    plugins = registry.list_plugins(group, check=True)
+    console = Console(width=max(120, Console().width))
+    for p in plugins:
+        kind = p.group[:-1] if p.group != "policies" else "policy"
+        head = f"[bold]{p.name}[/] [dim]({kind}, {p.distribution} {p.version})[/]"
+        if p.broken:
+            console.print(f"{head}  [red]broken:[/] {escape(p.error or '')}", highlight=False, soft_wrap=True)
+            continue
+        options = registry.config_options(registry.load(p.group, p.name), kind)
+        console.print(f"{head}  {escape(p.description)}", highlight=False, soft_wrap=True)
+        if not options:
+            console.print("    (no options)", style="dim")
+            continue
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+        for col, style in (("option", "cyan"), ("type", "green"), ("default", "yellow"), ("description", None)):
+            table.add_column(col, style=style, overflow="fold")
+        for o in options:
+            doc = o.doc + (f" (off: {o.negation})" if o.negation else "")
+            table.add_row("    " + o.flag, escape(o.type), escape(o.default), escape(doc.strip()))
+        console.print(table)
+    return 1 if check and any(p.broken for p in plugins) else 0
 
-    return run(argv)
+
+def cmd_grid(argv: Sequence[str]) -> int:
+    from . import grid
+
+    one_line_argparse(grid.parser()).parse_args(list(argv))  # errors: one line before the grid starts
+    return grid.cmd_grid(argv)
 
 
 def cmd_leaderboard(argv: Sequence[str]) -> int:
@@ -144,8 +380,9 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global DEBUG
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("BENCHBOX_DEBUG") == "1"
+    debug = DEBUG = "--debug" in argv or os.environ.get("BENCHBOX_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -159,8 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = commands.get(argv[0])
     try:
         if command is None:
-            import difflib
-
             close = difflib.get_close_matches(argv[0], list(commands), n=1)
             raise ConfigError(f"unknown command {argv[0]!r}" + (f"; did you mean {close[0]!r}?" if close else "; try: run, list"))
         return command(argv[1:])
@@ -170,13 +405,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchboxError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        msg = escape(" ".join(str(exc).split()))  # one line, whatever the message held; no rich markup
+        err_console.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
         return 2
     except Exception as exc:  # anything unexpected: still one line unless --debug
         if debug:
             traceback.print_exc()
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err_console.print(f"[red]error:[/] {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
+        err_console.print(f"[red]error:[/] {type(exc).__name__}: {escape(msg)} (rerun with --debug for the traceback)",
                           highlight=False, soft_wrap=True)
         return 1
 

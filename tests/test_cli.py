@@ -73,3 +73,95 @@ def test_list_and_unknown_command():
     assert out.returncode == 0 and "transformer" in out.stdout and "mnist" not in out.stdout
     out = bb("rnu")
     assert out.returncode == 2 and "did you mean 'run'" in out.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Every user-facing error is one line naming the option and what it expects (exit code 2)
+# ------------------------------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+
+from benchbox import cli  # noqa: E402
+
+
+def _one_line_error(capsys, *argv: str) -> str:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert code == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and "╭" not in captured.err and "usage:" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--detector.epochs", "abc"], "--detector.epochs expects an integer, got 'abc'"),
+    (["--detector.epochs=abc"], "--detector.epochs expects an integer, got 'abc'"),
+    (["--augment.ratio", "lots"], "--augment.ratio expects a number, got 'lots'"),
+    (["--device", "gpu"], "--device expects one of auto, cpu, cuda, got 'gpu'"),
+    (["--policy.role", "both"], "--policy.role expects one of normal, anomaly, got 'both'"),
+    (["--detector.epochs"], "--detector.epochs needs a value: an integer"),
+    (["--detector.epoch", "3"], "detector 'transformer' has no option --detector.epoch; did you mean --detector.epochs?"),
+    (["--detector", "ae", "--detector.mask-ratio", "0.5"],
+     "detector 'ae' has no option --detector.mask-ratio (benchbox run --detector ae --help lists the options)"),
+    (["--seeds", "1"], "unknown option --seeds; did you mean --seed?"),
+    (["digits"], "unexpected argument 'digits'"),
+    (["--detector", "anomalib-padim", "--detector.pretrained", "false"],
+     "--detector.pretrained is a switch and takes no value (got 'false'): use --detector.pretrained for true, "
+     "--detector.no-pretrained for false"),
+])
+def test_run_option_errors_are_one_line(capsys, tmp_path, argv, expected):
+    line = _one_line_error(capsys, "run", "--dataset", "digits", "--out", str(tmp_path), *argv)
+    assert expected in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_debug_shows_the_parser_message_and_traceback():
+    out = bb("run", "--dataset", "digits", "--detector.epochs", "abc", "--debug")
+    assert out.returncode == 2
+    assert "Traceback" in out.stderr and "invalid literal for int()" in out.stderr  # tyro's own box
+    assert out.stderr.strip().splitlines()[-1] == "error: --detector.epochs expects an integer, got 'abc'"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--seeds", "0,x"], "benchbox grid: --seeds: "),
+    (["--threads", "two"], "benchbox grid: --threads expects an integer, got 'two'"),
+    (["--workers", "1.5"], "benchbox grid: --workers expects an integer, got '1.5'"),
+    (["--device", "gpu"], "benchbox grid: --device: invalid choice: 'gpu'"),
+    (["--bogus"], "benchbox grid: unknown option --bogus"),
+    (["--cache-dirr", "c"], "benchbox grid: unknown option --cache-dirr; did you mean --cache-dir?"),
+    (["--datasets", "digits", "--set", "generator.epochs=abc", "--dry-run"],
+     "generator 'ae' option 'epochs' expects an integer, got 'abc'"),
+    (["--datasets", "digits", "--set", "generator.epoch=2", "--dry-run"],
+     "[options.generator] 'epoch': no chosen generator has this option"),
+])
+def test_grid_option_errors_are_one_line(capsys, tmp_path, argv, expected):
+    line = _one_line_error(capsys, "grid", *argv, "--results", str(tmp_path / "r.jsonl"))
+    assert expected in line
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--verbos"], "benchbox list: unknown option --verbos; did you mean --verbose?"),
+    (["--all"], "benchbox list: unknown option --all (options: --check, --verbose)"),
+    (["detecters"], "unknown plugin group 'detecters'; expected one of: datasets, generators, policies, detectors; "
+                    "did you mean detectors?"),
+    (["datasets", "detectors"], "benchbox list takes at most one GROUP, got: datasets detectors"),
+])
+def test_list_errors_are_one_line(capsys, argv, expected):
+    assert expected in _one_line_error(capsys, "list", *argv)
+
+
+def test_list_verbose_shows_options_types_defaults_and_docs(capsys):
+    assert cli.main(["list", "policies", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "random (policy, benchbox" in out and "Random dz ~ N(0, (sigma * std_z)^2)" in out
+    rows = {ln.split()[0]: ln.split(None, 3)[1:] for ln in out.splitlines() if ln.strip().startswith("--policy.")}
+    assert rows["--policy.sigma"][:2] == ["float", "0.5"]
+    assert rows["--policy.sigma"][2].startswith("Step size in units of the per-dimension std")
+    assert rows["--policy.role"][:2] == ["{normal,anomaly}", "'normal'"]
+    from benchbox_plugins.policies.ppo import PPOPolicy
+
+    assert rows["--policy.total-timesteps"][:2] == ["int", str(PPOPolicy.Config().total_timesteps)]
+    assert "none (policy, benchbox" in out and "(no options)" in out
+    assert "--detector." not in out and "--dataset." not in out
