@@ -105,3 +105,25 @@ def test_grid_and_the_examples_own_tests(site, tmp_path):
                          capture_output=True, text=True, env=_env(site), cwd=tmp_path)
     assert own.returncode == 0, own.stdout[-3000:]
     assert "5 passed" in own.stdout and "skipped" not in own.stdout
+
+
+def test_the_docs_example_passes_the_checks(tmp_path, monkeypatch):
+    """docs/plugins.md's complete example, as written, passes benchbox.testing.check_detector."""
+    import importlib
+    import re
+
+    from benchbox.errors import ConfigError
+    from benchbox.testing import check_detector
+
+    doc = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    code = re.search(r"## A complete example.*?```python\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "bbx_test_docs_knn.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("bbx_test_docs_knn")
+        check_detector(module.PixelKNN)
+        check_detector(module.PixelKNN, {"k": 3})
+        with pytest.raises(ConfigError, match="--detector.k must be >= 1"):
+            module.PixelKNN(module.PixelKNN.Config(k=0))
+    finally:
+        sys.modules.pop("bbx_test_docs_knn", None)

@@ -132,3 +132,65 @@ def test_cli_list_shows_broken_plugin(extra_site):
     assert "random" in out.stdout and "Traceback" not in out.stdout + out.stderr
     plain = subprocess.run([sys.executable, "-m", "benchbox.cli", "list"], capture_output=True, text=True)
     assert plain.returncode == 0 and "transformer" in plain.stdout
+
+
+DOCUMENTED = '''
+    from dataclasses import dataclass, field
+    from typing import Literal, Optional
+    import torch
+    from benchbox.interfaces import Detector, Scores
+
+    @dataclass
+    class BaseOptions:
+        epochs: int = 3
+        """Training epochs.
+
+        A second paragraph that the listing leaves out."""
+        lr: float = 1e-3
+
+    @dataclass
+    class Sub:
+        width: int = 8
+        """Width of the sub-block."""
+
+    class Documented(Detector):
+        """A detector with documented options."""
+        @dataclass
+        class Config(BaseOptions):
+            mode: Literal["fast", "slow"] = "fast"
+            """How hard to try."""
+            limit: Optional[int] = None
+            """Cap (None = none)."""
+            verbose: bool = False
+            """Talk more."""
+            layers: tuple[str, ...] = ("a", "b")
+            sub: Sub = field(default_factory=Sub)
+        def fit(self, images, ctx, pseudo_anomalies=None):
+            pass
+        def score(self, images):
+            return Scores(image=torch.zeros(len(images)))
+'''
+
+
+def test_config_options_types_defaults_and_field_docs(extra_site, capsys):
+    make_distribution(extra_site, "bbx-documented", {"benchbox.detectors": {"bbx-doc": "bbx_test_doc:Documented"}},
+                      {"bbx_test_doc": DOCUMENTED})
+    opts = {o.flag: o for o in registry.config_options(registry.load("detectors", "bbx-doc"), "detector")}
+    assert list(opts) == ["--detector.epochs", "--detector.lr", "--detector.mode", "--detector.limit",
+                          "--detector.verbose", "--detector.layers", "--detector.sub.width"]
+    assert (opts["--detector.epochs"].type, opts["--detector.epochs"].default) == ("int", "3")
+    assert opts["--detector.epochs"].doc == "Training epochs."  # inherited, first paragraph only
+    assert opts["--detector.lr"].doc == "" and opts["--detector.lr"].default == "0.001"
+    assert (opts["--detector.mode"].type, opts["--detector.mode"].default) == ("{fast,slow}", "'fast'")
+    assert opts["--detector.limit"].type == "int | None" and opts["--detector.limit"].doc == "Cap (None = none)."
+    assert opts["--detector.verbose"].negation == "--detector.no-verbose"
+    assert opts["--detector.layers"].type == "tuple[str, ...]" and opts["--detector.layers"].default == "('a', 'b')"
+    assert opts["--detector.sub.width"].doc == "Width of the sub-block." and opts["--detector.sub.width"].field == "sub.width"
+
+    from benchbox import cli
+
+    assert cli.main(["list", "detectors", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "bbx-doc (detector, bbx-documented 0.1)" in out and "A detector with documented options." in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("--detector.verbose"))
+    assert line.split()[1:3] == ["bool", "False"] and "Talk more. (off: --detector.no-verbose)" in line
