@@ -5,7 +5,7 @@ shared backbone's ``stage_sizes``, so 28 px runs 4 -> 7 -> 14 -> 28 and comes ba
 
 * :class:`GanGenerator` -- G(z, y): a linear layer to a 4 px map, then one 2x up-stage per
   size step. ``arch="dcgan"``: transposed convolutions with batch norm and ReLU (Radford et al.,
-  2016; kernel 4, or 3 where the step is odd); ``arch="improved"``: residual up-blocks (BN-ReLU-
+  2016; kernel 4, or 3 where the step is odd; their N(0, 0.02) initialisation); ``arch="improved"``: residual up-blocks (BN-ReLU-
   upsample-conv3-BN-ReLU-conv3 plus a 1x1 shortcut). The output is a sigmoid, so images are in
   [0, 1]. A conditional G reads a class vector ``y`` (one-hot, or soft) concatenated to ``z``.
 * :class:`GanDiscriminator` -- D(x, y) returning ``(logit, features)``. ``arch="dcgan"``:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from benchbox.interfaces import FitContext
 from benchbox.training import batched
 from benchbox_plugins.common.convnet import ConvEncoder
-from benchbox_plugins.common.gan import GanBase, GanConfig, discriminator_loss, feature_matching_loss
+from benchbox_plugins.common.gan import GanBase, GanConfig, feature_matching_loss
 from benchbox_plugins.generators.dcgan import step
 
 
