@@ -90,24 +90,16 @@ def test_wrong_option_type_in_grid(tmp_path, capsys):
     assert "option 'ratio' expects a number" in rejected(capsys, "grid", str(spec), "--results", results)
 
 
-# tyro (benchbox/cli.py, owned elsewhere) prints a boxed multi-line message for these two
-_TYRO_BOX = "tyro reports unknown options and wrong types of `benchbox run` in a boxed multi-line panel"
-
-
-@pytest.mark.xfail(strict=False, reason=_TYRO_BOX)
 def test_unknown_option_of_run_is_one_line(tmp_path, capsys):
     msg = rejected(capsys, "run", *RUN_TINY, "--dataset.normal-klass", "3", "--out", str(tmp_path / "r"))
     assert "normal-klass" in msg
 
 
-@pytest.mark.xfail(strict=False, reason=_TYRO_BOX)
 def test_wrong_option_type_of_run_is_one_line(tmp_path, capsys):
     assert "--generator.epochs" in rejected(capsys, "run", *RUN_TINY, "--generator.epochs", "two",
                                             "--out", str(tmp_path / "r"))
 
 
-@pytest.mark.xfail(strict=False, reason="benchbox/cli.py prints error messages as rich markup, so a bracketed "
-                                        "name such as [options.generator] vanishes; it needs rich.markup.escape")
 def test_error_line_keeps_bracketed_names(tmp_path, capsys):
     msg = rejected(capsys, "grid", *GRID_TINY, "--set", "generator.epoch=2", "--results", str(tmp_path / "r.jsonl"))
     assert "[options.generator] 'epoch'" in msg
