@@ -105,11 +105,13 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
             args = tyro.cli(args_cls, args=rest, prog="benchbox run", description=description)
     except SystemExit as exc:
         if exc.code in (0, None):  # --help
+            sys.stderr.write(captured.getvalue())
             raise
         if DEBUG:
             sys.stderr.write(captured.getvalue())
         raise ConfigError(diagnose_args(rest, args_cls, chosen) or _flatten_box(captured.getvalue())
                           or "invalid options (see benchbox run --help)") from None
+    sys.stderr.write(captured.getvalue())  # anything tyro said on success (warnings) still shows
     return CellSpec(
         **chosen,
         dataset_config=args.dataset,
@@ -264,17 +266,27 @@ def _flatten_box(text: str) -> str:
     return " ".join(" ".join(lines).split())
 
 
+def _argparse_error(parser: argparse.ArgumentParser, message: str) -> typing.NoReturn:
+    if DEBUG:
+        parser.print_usage(sys.stderr)
+    raise ConfigError(f"{parser.prog}: {_argparse_message(parser, message)}")
+
+
 def one_line_argparse(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Make an argparse parser raise one-line ConfigErrors (usage only under --debug)."""
-    prog = parser.prog
-
-    def error(message: str) -> typing.NoReturn:
-        if DEBUG:
-            parser.print_usage(sys.stderr)
-        raise ConfigError(f"{prog}: {_argparse_message(parser, message)}")
-
-    parser.error = error  # type: ignore[method-assign]
+    parser.error = lambda message: _argparse_error(parser, message)  # type: ignore[method-assign]
     return parser
+
+
+@contextlib.contextmanager
+def one_line_argparse_errors() -> typing.Iterator[None]:
+    """While a subcommand builds its own argparse parser, its errors become one-line ConfigErrors."""
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _argparse_error  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
 def _argparse_message(parser: argparse.ArgumentParser, message: str) -> str:
@@ -282,7 +294,7 @@ def _argparse_message(parser: argparse.ArgumentParser, message: str) -> str:
     if m:
         first = m.group(1).split()[0]
         flags = [s for s in parser._option_string_actions if s.startswith("--")]
-        close = difflib.get_close_matches(first.partition("=")[0], flags, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(first.partition("=")[0], flags, n=1, cutoff=0.7)
         kind = "option" if first.startswith("-") else "argument"
         return f"unknown {kind} {first}" + (f"; did you mean {close[0]}?" if close else "") + f" (see {parser.prog} --help)"
     m = re.match(r"argument ([^:]+): invalid (int|float) value: (.*)", message)
@@ -376,7 +388,8 @@ def cmd_grid(argv: Sequence[str]) -> int:
 def cmd_leaderboard(argv: Sequence[str]) -> int:
     from .leaderboard import cmd_leaderboard as run
 
-    return run(argv)
+    with one_line_argparse_errors():
+        return run(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -170,9 +170,7 @@ class _Subject:
         """Run one step of the plugin; an exception becomes an AssertionError naming the step."""
         try:
             return fn(*args, **kwargs)
-        except AssertionError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # an assert inside the plugin included: name the plugin and the step
             self.fail(f"{step} raised {type(exc).__name__}", _first_line(exc))
 
     def expect_error(self, what: str, fn: Any, *args: Any, allow_success: bool = False) -> Any:
@@ -564,24 +562,25 @@ def check_detector(detector: Any, config: Any = None, *, train: torch.Tensor | N
     scores = s.call("score(test)", det.score, test)
     _check_scores(s, "score(test)", scores, test)
     s.require(torch.equal(test, test_before), "score() must not modify its input images")
-    again = s.call("score(test) again", det.score, test)
-    s.require(torch.equal(again.image, scores.image), "score() must be deterministic",
-              _max_diff(scores.image, again.image))
+    # the repeat checks score a few images only (some detectors score a handful of images per second)
     k = min(5, n)
-    part = s.call(f"score(test[:{k}])", det.score, test[:k])
-    _check_scores(s, f"score(test[:{k}])", part, test[:k])
+    few = test[:k]
+    part = s.call(f"score(test[:{k}])", det.score, few)
+    _check_scores(s, f"score(test[:{k}])", part, few)
     s.require(torch.allclose(part.image, scores.image[:k], atol=1e-5), "scores must not depend on the batch",
               f"score(test[:{k}]) differs from the first {k} of score(test): {_max_diff(part.image, scores.image[:k])}")
+    again = s.call(f"score(test[:{k}]) again", det.score, few)
+    s.require(torch.equal(again.image, part.image), "score() must be deterministic", _max_diff(part.image, again.image))
     s.expect_error(f"score() of 2-channel images after fitting on {train.shape[1]} channel(s)",
                    det.score, _other_channels(test[:4]))
 
     if determinism:
         other = s.new()
         s.call("fit(train, ctx) of a second instance", other.fit, train, _ctx(cpu, seed, val))
-        s2 = s.call("score(test) of a second instance", other.score, test)
-        _check_scores(s, "score(test) of a second instance", s2, test)
-        s.require(torch.equal(s2.image, scores.image), f"two fits with seed={seed} give different scores",
-                  f"{_max_diff(scores.image, s2.image)}; {SEED_HINT}")
+        s2 = s.call(f"score(test[:{k}]) of a second instance", other.score, few)
+        _check_scores(s, f"score(test[:{k}]) of a second instance", s2, few)
+        s.require(torch.equal(s2.image, part.image), f"two fits with seed={seed} give different scores",
+                  f"{_max_diff(part.image, s2.image)}; {SEED_HINT}")
 
     for dev in _devices(devices):
         if dev.type == "cpu":

@@ -152,6 +152,14 @@ def test_list_errors_are_one_line(capsys, argv, expected):
     assert expected in _one_line_error(capsys, "list", *argv)
 
 
+@pytest.mark.parametrize("argv,expected", [
+    ([], "benchbox leaderboard: the following arguments are required: results"),
+    (["r.jsonl", "--outt", "d"], "benchbox leaderboard: unknown option --outt; did you mean --out?"),
+])
+def test_leaderboard_errors_are_one_line(capsys, argv, expected):
+    assert expected in _one_line_error(capsys, "leaderboard", *argv)
+
+
 def test_list_verbose_shows_options_types_defaults_and_docs(capsys):
     assert cli.main(["list", "policies", "--verbose"]) == 0
     out = capsys.readouterr().out
