@@ -53,7 +53,7 @@ from benchbox.runtime import package_versions, resolve_device  # noqa: E402
 
 SECTIONS = ("env", "generators", "detectors", "engine", "memory", "grid")
 # per-plugin budgets: enough steps to time steady state, small enough for 2 CPU cores
-GEN_OPTS = {"epochs": 1}
+GEN_OPTS = {"epochs": 1, "encoder_epochs": 1}  # GANs: 1 GAN epoch + 1 encoder epoch
 DET_OPTS = {"epochs": 1, "pretrained": False, "max_steps": 20}
 SLOW_AT_256 = {"anomalib-efficientad"}  # minutes per image batch on CPU: timed on fewer images
 
