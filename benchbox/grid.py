@@ -310,7 +310,8 @@ def _parse_value(text: str) -> Any:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchbox grid", description="Run every cell of a grid; rerun to resume.")
+    p = argparse.ArgumentParser(prog="benchbox grid", description="Run every cell of a grid; rerun to resume.",
+                                allow_abbrev=False)
     p.add_argument("spec", nargs="?", help="grid spec (TOML), e.g. benchmarks/default_grid.toml")
     for axis in AXES:
         p.add_argument(f"--{axis}", type=_csv, help=f"comma-separated {axis} (replaces the spec's)")

@@ -124,6 +124,7 @@ class TransformerDetector(Detector):
         self.bank: torch.Tensor | None = None  # L x M x D training tokens (knn scoring)
         self.device = torch.device("cpu")
         self.size = 0
+        self.channels = 0
 
     # -- geometry ------------------------------------------------------------------------
     def _patch(self, size: int) -> int:
@@ -145,7 +146,7 @@ class TransformerDetector(Detector):
                              "(choose a policy with --policy.role anomaly)")
         if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
             raise ValueError(f"transformer: expected N x C x S x S images, got {tuple(images.shape)}")
-        self.size = images.shape[-1]
+        self.size, self.channels = images.shape[-1], images.shape[1]
         patch = self._patch(self.size)
         grid = math.ceil(self.size / patch)
         torch.manual_seed(ctx.seed)
@@ -257,8 +258,15 @@ class TransformerDetector(Detector):
         return torch.cat(out)
 
     def score(self, images: torch.Tensor) -> Scores:
-        if images.shape[-1] != self.size:
-            raise ValueError(f"transformer: fitted on {self.size} px images, got {images.shape[-1]} px")
+        if self.net is None and self.classifier is None:
+            raise RuntimeError("transformer: call fit() before score()")
+        if images.ndim != 4 or images.shape[-1] != self.size:
+            raise ValueError(f"transformer: fitted on N x C x {self.size} x {self.size} images, "
+                             f"got shape {tuple(images.shape)}")
+        if images.shape[1] != self.channels:
+            raise ValueError(f"transformer: fitted on {self.channels}-channel images, got {images.shape[1]} channels")
+        if len(images) == 0:
+            return Scores(image=torch.empty(0), maps=torch.empty(0, self.size, self.size))
         if self.classifier is not None:
             clf = self.classifier.eval()
             with torch.no_grad():
