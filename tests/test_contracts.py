@@ -47,8 +47,8 @@ def fitted_ae(digits_splits):
 def test_dataset_contract(name):
     cls = registry.load("datasets", name)
     if getattr(cls, "requires_root", False):
-        pytest.skip(f"{name} reads its files from --dataset.root; its contract is checked on fixtures "
-                    "in tests/test_folder_datasets.py")
+        where = {"cifar10": "test_cifar_emnist.py", "emnist": "test_cifar_emnist.py"}.get(name, "test_folder_datasets.py")
+        pytest.skip(f"{name} reads its files from --dataset.root; its contract is checked on fixtures in tests/{where}")
     check_dataset(name)
 
 
