@@ -18,8 +18,11 @@ def test_sigint_mid_grid_keeps_finished_rows_and_rerun_resumes(tmp_path):
     args = ["grid", *GRID_TINY, "--policies", "none,random", "--seeds", seeds, "--results", str(results),
             "--runs-dir", str(runs), "--cache-dir", str(cache)]
     # its own process group, so the signal reaches it the way a terminal's Ctrl-C does
+    # SIG_DFL in the child: a test run started in the background by a non-interactive shell inherits
+    # SIGINT as ignored, and Python would then install no KeyboardInterrupt handler at all
     proc = subprocess.Popen(bb_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(cache), start_new_session=True)
+                            env=env(cache), start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not read_rows(results)[0]:
         time.sleep(0.05)
