@@ -157,3 +157,20 @@ def test_cli_run_without_weights_fails_at_once(tmp_path):
     assert "--detector.no-pretrained" in lines[-1] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert elapsed < 120
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_validation_batches_carry_normal_labels():
+    """Validation hooks that read gt_label (EfficientAd's map quantiles) get all-normal labels."""
+    from benchbox_plugins.common.anomalib_adapter import image_loader
+
+    batch = next(iter(image_loader(torch.rand(5, 3, 16, 16), 4, normal_labels=True)))
+    assert batch.gt_label is not None and batch.gt_label.shape == (4,) and not batch.gt_label.any()
+    assert next(iter(image_loader(torch.rand(5, 3, 16, 16), 4))).gt_label is None
+
+
+@pytest.mark.slow
+def test_efficientad_fits_without_a_validation_split(digits_splits):
+    det = registry.create("detectors", "anomalib-efficientad", pretrained=False, max_steps=2, epochs=1)
+    det.fit(digits_splits.train[:8], FitContext(device=torch.device("cpu"), seed=0, stage="detector"))
+    scores = det.score(digits_splits.test.images[:4])
+    assert scores.image.shape == (4,) and torch.isfinite(scores.image).all()

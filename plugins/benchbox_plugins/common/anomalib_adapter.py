@@ -102,13 +102,21 @@ def pre_processor(image_size: int, normalize: bool = True):
     return PreProcessor(transform=Compose(steps))
 
 
-def image_loader(images: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """A DataLoader of anomalib ``ImageBatch`` objects over RGB ``images`` (no workers)."""
+def image_loader(images: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 normal_labels: bool = False):
+    """A DataLoader of anomalib ``ImageBatch`` objects over RGB ``images`` (no workers).
+
+    ``normal_labels`` adds ``gt_label = 0`` to every batch (validation images are normals; some
+    models' validation hooks, e.g. EfficientAd's map quantiles, read the labels).
+    """
     from anomalib.data import ImageBatch
     from torch.utils.data import DataLoader
 
     def collate(items: list[torch.Tensor]) -> Any:
-        return ImageBatch(image=torch.stack(items))
+        batch = torch.stack(items)
+        if normal_labels:
+            return ImageBatch(image=batch, gt_label=torch.zeros(len(batch), dtype=torch.bool))
+        return ImageBatch(image=batch)
 
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(list(images), batch_size=max(1, batch_size), shuffle=shuffle, collate_fn=collate,
@@ -308,7 +316,7 @@ class AnomalibDetector(Detector):
                 return image_loader(x, train_bs, shuffle=True, seed=ctx.seed)
 
             def val_dataloader(self):
-                return image_loader(val if val is not None else x[:1], c.batch_size)
+                return image_loader(val if val is not None else x[:1], c.batch_size, normal_labels=True)
 
         with quiet(), seeded(ctx.seed), tempfile.TemporaryDirectory(prefix="benchbox-anomalib-") as tmp:
             module = self.make_module()
