@@ -160,11 +160,14 @@ def section_generators(device: torch.device, quick: bool) -> dict:
     return {"rows": rows, "options": GEN_OPTS}
 
 
+ONLY_DETECTORS: list[str] = []  # --detectors: rerun these rows only, keep the others
+
+
 def section_detectors(device: torch.device, quick: bool) -> dict:
     n_train, n_test = (32, 64) if quick else (128, 256)
     sets = image_sets(n_train, n_test)
     rows = []
-    for name in [p.name for p in registry.list_plugins("detectors")]:
+    for name in ONLY_DETECTORS or [p.name for p in registry.list_plugins("detectors")]:
         for size, data in sets.items():
             opts = options_for("detectors", name, {**DET_OPTS, "image_size": 32 if size == 28 else 256})
             train, test = data["train"], data["test"]
@@ -322,6 +325,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--quick", action="store_true", help="smaller budgets (a smoke run; numbers are noisier)")
     ap.add_argument("--out", type=Path, default=HERE / "perf.json")
+    ap.add_argument("--detectors", nargs="*", default=[], help="detectors section: only these (rows merged)")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite perf.md from perf.json; run nothing")
     args = ap.parse_args()
     if args.markdown_only:
@@ -334,7 +338,11 @@ def main() -> None:
     run = all_runs.get(device.type, {"sections": {}})
     for name in args.sections:
         t0 = time.perf_counter()
+        ONLY_DETECTORS[:] = args.detectors
         result = RUNNERS[name](device, args.quick)
+        if name == "detectors" and args.detectors and "detectors" in run["sections"]:
+            kept = [r for r in run["sections"]["detectors"]["rows"] if r["detector"] not in args.detectors]
+            result["rows"] = kept + result["rows"]
         result["section_wall_s"] = round(time.perf_counter() - t0, 1)
         run["sections"][name] = result
         run["machine"] = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"

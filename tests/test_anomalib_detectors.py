@@ -174,3 +174,9 @@ def test_efficientad_fits_without_a_validation_split(digits_splits):
     det.fit(digits_splits.train[:8], FitContext(device=torch.device("cpu"), seed=0, stage="detector"))
     scores = det.score(digits_splits.test.images[:4])
     assert scores.image.shape == (4,) and torch.isfinite(scores.image).all()
+
+
+def test_dfm_pooling_kernel_defaults_to_what_the_feature_map_allows():
+    small = registry.create("detectors", "anomalib-dfm", image_size=32, pretrained=False)
+    assert small.config.pooling_kernel_size == 2  # layer3 map is 2 px at 32 px input
+    assert registry.create("detectors", "anomalib-dfm", pretrained=False).config.pooling_kernel_size == 4

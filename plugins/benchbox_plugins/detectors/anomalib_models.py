@@ -126,7 +126,8 @@ class AnomalibDfm(AnomalibDetector):
         """timm backbone name (anomalib's default: resnet50)."""
         layer: str = "layer3"
         """Backbone layer the features come from."""
-        pooling_kernel_size: int = 4
+        pooling_kernel_size: int = 0
+        """Average-pooling kernel on the feature map (0: anomalib's 4, or the map side if smaller)."""
         pca_level: float = 0.97
         """Share of variance the PCA keeps."""
         score_type: Literal["fre", "nll"] = "fre"
@@ -136,6 +137,8 @@ class AnomalibDfm(AnomalibDetector):
         super().__init__(config)
         c = self.config
         stride = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}.get(c.layer, 1)
+        if c.pooling_kernel_size == 0:
+            c.pooling_kernel_size = max(1, min(4, c.image_size // stride))
         if c.pooling_kernel_size < 1 or c.image_size // stride < c.pooling_kernel_size:
             raise ConfigError(f"{self._name}: --detector.pooling-kernel-size {c.pooling_kernel_size} must be in "
                               f"[1, {max(1, c.image_size // stride)}] (the {c.layer} feature map side at "
