@@ -223,19 +223,23 @@ def section_engine(device: torch.device, quick: bool) -> dict:
 
 
 def section_memory(device: torch.device, quick: bool) -> dict:
-    """Peak RSS of the default ``benchbox run`` in a child process (RUSAGE_CHILDREN high-water mark)."""
+    """Peak RSS of the default ``benchbox run``: a fresh wrapper process whose only child is the run
+    reads its RUSAGE_CHILDREN high-water mark (this process's own earlier children cannot leak in)."""
     exe = Path(sys.executable).with_name("benchbox")
-    cmd = [str(exe) if exe.exists() else "benchbox", "run", "--device", device.type]
+    probe = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "sys.stderr.write(p.stderr[-2000:])")
     with tempfile.TemporaryDirectory() as tmp:
-        cmd += ["--out", str(Path(tmp) / "runs")]
+        cmd = [sys.executable, "-c", probe, str(exe) if exe.exists() else "benchbox", "run", "--device", device.type,
+               "--out", str(Path(tmp) / "runs")]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BENCHBOX_CACHE": tmp})
         wall = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kilobytes on Linux
-    out = {"command": "benchbox run (defaults) --device " + device.type, "exit_code": proc.returncode,
+    code, peak_kb = (int(v) for v in proc.stdout.split()[-2:])  # ru_maxrss is in kilobytes on Linux
+    out = {"command": "benchbox run (defaults) --device " + device.type, "exit_code": code,
            "wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
-    if proc.returncode != 0:
-        out["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+    if code != 0:
+        out["error"] = proc.stderr.strip().splitlines()[-1:] or ["?"]
     return out
 
 

@@ -310,9 +310,9 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"PPO loss became {float(loss)} at iteration {iteration} "
+                    raise FloatingPointError(f"PPO loss became {loss.item()} at iteration {iteration} "
                                              f"(step {global_step}); last finite loss {last_finite_loss}")
-                last_finite_loss = float(loss)
+                last_finite_loss = loss.item()
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
