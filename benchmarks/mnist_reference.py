@@ -12,7 +12,6 @@ Writes ``benchmarks/results/mnist_reference.json`` and ``.md``. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchbox import registry
 from benchbox.config import AugmentConfig, CellSpec, RunOptions

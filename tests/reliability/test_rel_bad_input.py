@@ -14,7 +14,7 @@ from benchbox import registry
 from benchbox.cli import main
 from benchbox.grid import read_rows
 from fixtures.layouts import make_mvtec
-from rel_util import GRID_TINY, RUN_TINY, bb, leftovers, one_error_line
+from rel_util import GRID_TINY, RUN_TINY, leftovers, one_error_line
 from test_cifar_emnist import make_cifar
 from test_datasets import make_mnist_root
 

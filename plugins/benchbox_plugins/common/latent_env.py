@@ -81,6 +81,29 @@ class RewardConfig:
     terms: tuple[str, ...] = field(default=("realism", "novelty", "size"), init=False)
 
 
+@dataclass
+class LatentRewardOptions:
+    """The reward options every RL latent policy exposes (its ``Config`` derives from this)."""
+
+    role: Literal["normal", "anomaly"] = "normal"
+    """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
+    step_size: float = RewardConfig.step_size
+    """Largest |dz| per step, in units of the per-dimension std of the training latents."""
+    episode_length: int = RewardConfig.episode_length
+    """Steps per episode (1 = contextual bandit)."""
+    w_realism: float = RewardConfig.w_realism
+    """Weight of the encoder-decoder consistency term."""
+    w_novelty: float = RewardConfig.w_novelty
+    """Weight of the nearest-training-latent distance band term."""
+    w_size: float = RewardConfig.w_size
+    """Weight of the step-size penalty."""
+
+    def reward_config(self, step_scale: float = 1.0) -> RewardConfig:
+        """These options as the environment's RewardConfig (``step_size`` times ``step_scale``)."""
+        return RewardConfig(role=self.role, w_realism=self.w_realism, w_novelty=self.w_novelty, w_size=self.w_size,
+                            step_size=self.step_size * step_scale, episode_length=self.episode_length)
+
+
 def _hash_index(seed: torch.Tensor, counter: torch.Tensor, modulus: int) -> torch.Tensor:
     """A counter-based integer hash (no overflow in int64), vectorised: (seed, counter) -> [0, modulus)."""
     h = ((seed & _M31) * 1_000_003 + (counter & _M31) * 7_919 + 12_345) & _M31

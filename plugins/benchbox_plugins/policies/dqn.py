@@ -39,7 +39,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -342,27 +342,20 @@ def run(args: Args) -> dict[str, Any]:
 from benchbox.errors import ConfigError  # noqa: E402
 from benchbox.interfaces import FitContext, Generator, LatentPolicy  # noqa: E402
 from benchbox_plugins.common.latent_discrete import LatentDiscreteVecEnv  # noqa: E402
-from benchbox_plugins.common.latent_env import LatentCore, LatentVectorEnv, RewardConfig  # noqa: E402
+from benchbox_plugins.common.latent_env import (LatentCore, LatentRewardOptions, LatentVectorEnv,  # noqa: E402
+                                                 RewardConfig)
 
 
 class DQNPolicy(LatentPolicy):
     """DQN over 2K discrete latent moves (+/- one step along the top-K principal directions); optional NoisyNet."""
 
     @dataclass
-    class Config:
-        role: Literal["normal", "anomaly"] = "normal"
-        """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
+    class Config(LatentRewardOptions):
         directions: int = 8
         """K: the actions are +/- one step along the top-K principal directions of the training latents (2K actions)."""
         step_size: float = RewardConfig.step_size
         """Length of one step: ||dz / std|| = step_size * sqrt(d), the length of the largest continuous step
         (a corner of [-1, 1]^d) and, like the novelty band, in std units divided by sqrt(d)."""
-        episode_length: int = RewardConfig.episode_length
-        """Steps per episode (1 = contextual bandit)."""
-        w_realism: float = RewardConfig.w_realism
-        w_novelty: float = RewardConfig.w_novelty
-        w_size: float = RewardConfig.w_size
-        """Weight of the step-size penalty (constant here: every discrete step has the same length)."""
         total_timesteps: int = 32_768
         num_envs: int = 128
         batch_size: int = 256
@@ -406,18 +399,13 @@ class DQNPolicy(LatentPolicy):
         self.table: torch.Tensor | None = None
         self.history: list[dict[str, float]] = []
 
-    def reward_config(self, latent_dim: int) -> RewardConfig:
-        c = self.config
-        return RewardConfig(role=c.role, w_realism=c.w_realism, w_novelty=c.w_novelty, w_size=c.w_size,
-                            step_size=c.step_size * math.sqrt(latent_dim), episode_length=c.episode_length)
-
     def fit(self, generator: Generator, latents: torch.Tensor, ctx: FitContext) -> None:
         c = self.config
         m, d = latents.shape
         if c.directions > min(d, m - 1):
             raise ConfigError(f"dqn: --policy.directions must be <= {min(d, m - 1)} (latent dim {d}, "
                               f"{m} training latents), got {c.directions}")
-        self.core = LatentCore(generator, latents, self.reward_config(d), device=ctx.device)
+        self.core = LatentCore(generator, latents, self.config.reward_config(step_scale=math.sqrt(d)), device=ctx.device)
         venv = LatentDiscreteVecEnv(LatentVectorEnv(self.core, c.num_envs), c.directions)
         self.table = venv.actions
         args = Args(seed=ctx.seed, env_id="benchbox-latent", total_timesteps=c.total_timesteps,

@@ -26,9 +26,9 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -431,26 +431,14 @@ def run(args: Args) -> dict[str, Any]:
 
 from benchbox.errors import TrainingDiverged  # noqa: E402
 from benchbox.interfaces import FitContext, Generator, LatentPolicy  # noqa: E402
-from benchbox_plugins.common.latent_env import LatentCore, LatentVectorEnv, RewardConfig  # noqa: E402
+from benchbox_plugins.common.latent_env import LatentCore, LatentRewardOptions, LatentVectorEnv  # noqa: E402
 
 
 class PPOPolicy(LatentPolicy):
     """PPO-learned dz on a latent environment (realism + novelty band - step size reward)."""
 
     @dataclass
-    class Config:
-        role: Literal["normal", "anomaly"] = "normal"
-        """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
-        step_size: float = RewardConfig.step_size
-        """Largest |dz| per step, in units of the per-dimension std of the training latents."""
-        episode_length: int = RewardConfig.episode_length
-        """Steps per episode (1 = contextual bandit)."""
-        w_realism: float = RewardConfig.w_realism
-        """Weight of the encoder-decoder consistency term."""
-        w_novelty: float = RewardConfig.w_novelty
-        """Weight of the nearest-training-latent distance band term."""
-        w_size: float = RewardConfig.w_size
-        """Weight of the step-size penalty."""
+    class Config(LatentRewardOptions):
         total_timesteps: int = 32_768
         """Environment steps of PPO training."""
         num_envs: int = 128
@@ -483,14 +471,9 @@ class PPOPolicy(LatentPolicy):
         self.agent: Agent | None = None
         self.history: list[dict[str, float]] = []
 
-    def reward_config(self) -> RewardConfig:
-        c = self.config
-        return RewardConfig(role=c.role, w_realism=c.w_realism, w_novelty=c.w_novelty, w_size=c.w_size,
-                            step_size=c.step_size, episode_length=c.episode_length)
-
     def fit(self, generator: Generator, latents: torch.Tensor, ctx: FitContext) -> None:
         c = self.config
-        self.core = LatentCore(generator, latents, self.reward_config(), device=ctx.device)
+        self.core = LatentCore(generator, latents, self.config.reward_config(), device=ctx.device)
         args = Args(seed=ctx.seed, env_id="benchbox-latent", total_timesteps=c.total_timesteps,
                     learning_rate=c.learning_rate, num_envs=c.num_envs, num_steps=c.num_steps,
                     num_minibatches=c.num_minibatches, update_epochs=c.n_epochs, gamma=c.gamma,
