@@ -267,3 +267,54 @@ def progress_bar(name: str, env_id: str, total: int, enabled: bool = True,
             bar.update(task, completed=row["global_step"], ret="?" if math.isnan(ret) else f"{ret:.1f}")
 
         yield on_update
+
+
+class EpisodeLog:
+    """Episode returns and mean reward terms of a batch of envs since the last log row."""
+
+    def __init__(self, num_envs: int, device: torch.device, info_keys: tuple[str, ...] = ()):
+        self.info_keys = tuple(info_keys)
+        self.ep_return = torch.zeros(num_envs, device=device)
+        self.clear()
+
+    def clear(self) -> None:
+        self.finished: list[float] = []
+        self.sums = {k: 0.0 for k in self.info_keys}
+        self.steps = 0
+
+    def record(self, reward: torch.Tensor, done: torch.Tensor, info: dict[str, Any]) -> None:
+        self.ep_return += reward
+        for k in self.info_keys:
+            self.sums[k] += float(info[k].float().mean())
+        self.steps += 1
+        if bool(done.any()):
+            self.finished += self.ep_return[done].tolist()
+            self.ep_return = torch.where(done, 0.0, self.ep_return)
+
+    def returns(self) -> dict[str, float]:
+        return {"episodic_return": float(np.mean(self.finished)) if self.finished else float("nan"),
+                "episodes": len(self.finished)}
+
+    def reward_terms(self) -> dict[str, float]:
+        return {f"reward/{k}": v / max(self.steps, 1) for k, v in self.sums.items()}
+
+
+def step_into_buffer(envs: Any, rb: "ReplayBuffer", obs: torch.Tensor, action: torch.Tensor,
+                     log: EpisodeLog) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step the batched env, store (obs, action, reward, true next obs, terminated) in ``rb``.
+
+    With same-step autoreset the env returns the next episode's first observation; the transition
+    stores the finished episode's ``final_obs`` instead, and bootstraps through truncations (only
+    ``terminated`` ends the value target). Returns (next obs, done).
+    """
+    n = obs.shape[0]
+    next_obs, reward, term, trunc, info = envs.step(action)
+    next_obs = next_obs.float().reshape(n, -1)
+    reward = reward.float()
+    done = term | trunc
+    real_next = next_obs
+    if "final_obs" in info:
+        real_next = torch.where(info["_final_obs"].reshape(n, 1), info["final_obs"].float().reshape(n, -1), next_obs)
+    rb.add(obs, action, reward, real_next, term)
+    log.record(reward, done, info)
+    return next_obs, done

@@ -38,8 +38,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchbox.errors import TrainingDiverged
-from benchbox_plugins.common.rl_utils import (GaussianNoise, OUNoise, ReplayBuffer, evaluate_episodes,
-                                              polyak_update, progress_bar)
+from benchbox_plugins.common.rl_utils import (EpisodeLog, GaussianNoise, OUNoise, ReplayBuffer, evaluate_episodes,
+                                              polyak_update, progress_bar, step_into_buffer)
 from benchbox_plugins.policies.ppo import TorchVecEnv, save_curve, write_csv
 
 
@@ -159,12 +159,10 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
 
     obs, _ = envs.reset(seed=args.seed)
     obs = obs.float().reshape(n, -1)
-    ep_return = torch.zeros(n, device=device)
-    finished: list[float] = []
-    info_sums = {k: 0.0 for k in info_keys}
+    log = EpisodeLog(n, device, info_keys)
     stats = {"qf_loss": [], "actor_loss": [], "q": []}
     history: list[dict[str, float]] = []
-    global_step = updates = steps_since_log = 0
+    global_step = updates = 0
     start = time.time()
     num_vector_steps = max(1, math.ceil(args.total_timesteps / n))
 
@@ -175,22 +173,8 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
         else:
             with torch.no_grad():
                 action = (actor(obs) + noise.sample().to(device)).clamp(-1, 1)
-        next_obs, reward, term, trunc, info = envs.step(action)
-        next_obs = next_obs.float().reshape(n, -1)
-        reward = reward.float()
-        done = term | trunc
-        real_next = next_obs
-        if "final_obs" in info:
-            real_next = torch.where(info["_final_obs"].reshape(n, 1), info["final_obs"].float().reshape(n, -1), next_obs)
-        rb.add(obs, action, reward, real_next, term)
-        obs = next_obs
-        ep_return += reward
-        for k in info_keys:
-            info_sums[k] += float(info[k].float().mean())
-        steps_since_log += 1
+        obs, done = step_into_buffer(envs, rb, obs, action, log)
         if bool(done.any()):
-            finished += ep_return[done].tolist()
-            ep_return = torch.where(done, 0.0, ep_return)
             noise.reset(done)
 
         # ---- learn
@@ -221,8 +205,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
         if global_step // args.log_every != (global_step - n) // args.log_every or global_step >= args.total_timesteps:
             row = {
                 "global_step": global_step,
-                "episodic_return": float(np.mean(finished)) if finished else float("nan"),
-                "episodes": len(finished),
+                **log.returns(),
                 "updates": updates,
                 "qf_loss": float(np.mean(stats["qf_loss"])) if stats["qf_loss"] else float("nan"),
                 "actor_loss": float(np.mean(stats["actor_loss"])) if stats["actor_loss"] else float("nan"),
@@ -233,12 +216,11 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
             if not math.isfinite(row["qf_loss"]) and stats["qf_loss"]:
                 raise TrainingDiverged(f"ddpg: critic loss became {row['qf_loss']} at step {global_step}; "
                                        "lower the learning rate or the reward scale")
-            row.update({f"reward/{k}": v / steps_since_log for k, v in info_sums.items()})
+            row.update(log.reward_terms())
             history.append(row)
             if on_update is not None:
                 on_update(row)
-            finished, steps_since_log = [], 0
-            info_sums = {k: 0.0 for k in info_keys}
+            log.clear()
             stats = {k: [] for k in stats}
         if global_step >= args.total_timesteps:
             break

@@ -47,8 +47,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchbox.errors import TrainingDiverged
-from benchbox_plugins.common.rl_utils import (DiscretizeAction, ReplayBuffer, TorchDiscreteVecEnv, evaluate_episodes,
-                                              linear_schedule, polyak_update, progress_bar)
+from benchbox_plugins.common.rl_utils import (DiscretizeAction, EpisodeLog, ReplayBuffer, TorchDiscreteVecEnv,
+                                              evaluate_episodes, linear_schedule, polyak_update, progress_bar,
+                                              step_into_buffer)
 from benchbox_plugins.policies.ppo import save_curve, write_csv
 
 
@@ -183,12 +184,10 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
 
     obs, _ = envs.reset(seed=args.seed)
     obs = obs.float().reshape(n, -1)
-    ep_return = torch.zeros(n, device=device)
-    finished: list[float] = []
-    info_sums = {k: 0.0 for k in info_keys}
+    log = EpisodeLog(n, device, info_keys)
     stats: dict[str, list[float]] = {"td_loss": [], "q": []}
     history: list[dict[str, float]] = []
-    global_step = updates = steps_since_log = 0
+    global_step = updates = 0
     start = time.time()
     num_vector_steps = max(1, math.ceil(args.total_timesteps / n))
     explore_steps = args.exploration_fraction * args.total_timesteps
@@ -203,22 +202,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
         explore = (torch.rand(n, generator=gen) < epsilon).to(device)
         random_actions = torch.randint(0, n_actions, (n,), generator=gen).to(device)
         action = torch.where(explore, random_actions, greedy)
-        next_obs, reward, term, trunc, info = envs.step(action)
-        next_obs = next_obs.float().reshape(n, -1)
-        reward = reward.float()
-        done = term | trunc
-        real_next = next_obs
-        if "final_obs" in info:
-            real_next = torch.where(info["_final_obs"].reshape(n, 1), info["final_obs"].float().reshape(n, -1), next_obs)
-        rb.add(obs, action, reward, real_next, term)
-        obs = next_obs
-        ep_return += reward
-        for k in info_keys:
-            info_sums[k] += float(info[k].float().mean())
-        steps_since_log += 1
-        if bool(done.any()):
-            finished += ep_return[done].tolist()
-            ep_return = torch.where(done, 0.0, ep_return)
+        obs, done = step_into_buffer(envs, rb, obs, action, log)
 
         # ---- learn
         if len(rb) >= args.learning_starts and vstep % args.train_frequency == 0:
@@ -254,8 +238,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
         if global_step // args.log_every != (global_step - n) // args.log_every or global_step >= args.total_timesteps:
             row = {
                 "global_step": global_step,
-                "episodic_return": float(np.mean(finished)) if finished else float("nan"),
-                "episodes": len(finished),
+                **log.returns(),
                 "updates": updates,
                 "epsilon": epsilon,
                 "td_loss": float(np.mean(stats["td_loss"])) if stats["td_loss"] else float("nan"),
@@ -266,12 +249,11 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
             if stats["td_loss"] and not math.isfinite(row["td_loss"]):
                 raise TrainingDiverged(f"dqn: TD loss became {row['td_loss']} at step {global_step}; "
                                        "lower the learning rate or the reward scale")
-            row.update({f"reward/{k}": v / steps_since_log for k, v in info_sums.items()})
+            row.update(log.reward_terms())
             history.append(row)
             if on_update is not None:
                 on_update(row)
-            finished, steps_since_log = [], 0
-            info_sums = {k: 0.0 for k in info_keys}
+            log.clear()
             stats = {k: [] for k in stats}
         if global_step >= args.total_timesteps:
             break
