@@ -17,8 +17,12 @@ Every random draw takes an explicit ``torch.Generator`` (CPU), so a seed fixes t
 from __future__ import annotations
 
 import contextlib
+import csv
 import itertools
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import gymnasium as gym
@@ -318,3 +322,43 @@ def step_into_buffer(envs: Any, rb: "ReplayBuffer", obs: torch.Tensor, action: t
     rb.add(obs, action, reward, real_next, term)
     log.record(reward, done, info)
     return next_obs, done
+
+
+# ------------------------------------------------------------------------------ run outputs
+
+
+def save_curve(path: Path, history: list[dict[str, float]], key: str = "episodic_return", title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = [r["global_step"] for r in history if not math.isnan(r[key])]
+    ax.plot(xs, [r[key] for r in history if not math.isnan(r[key])])
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_csv(path: Path, history: list[dict[str, float]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]) if history else ["iteration"])
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def write_run(out: Path, args: Any, history: list[dict[str, float]], returns: list[float], train_seconds: float,
+              title: str) -> dict[str, Any]:
+    """A standalone run's outputs in ``out``: progress.csv, returns.png and eval.json (returned as a dict)."""
+    summary = {"env_id": args.env_id, "seed": args.seed, "total_timesteps": history[-1]["global_step"] if history else 0,
+               "eval_returns": returns, "eval_mean": float(np.mean(returns)), "eval_std": float(np.std(returns)),
+               "train_seconds": round(train_seconds, 2), "args": asdict(args), "out": str(out)}
+    write_csv(out / "progress.csv", history)
+    save_curve(out / "returns.png", history, title=title)
+    (out / "eval.json").write_text(json.dumps(summary, indent=2))
+    return summary

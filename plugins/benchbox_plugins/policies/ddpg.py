@@ -25,10 +25,9 @@ noise, so the same seed gives the same dz.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -39,8 +38,8 @@ from torch.nn import functional as F
 
 from benchbox.errors import TrainingDiverged
 from benchbox_plugins.common.rl_utils import (EpisodeLog, GaussianNoise, OUNoise, ReplayBuffer, evaluate_episodes,
-                                              polyak_update, progress_bar, step_into_buffer)
-from benchbox_plugins.policies.ppo import TorchVecEnv, save_curve, write_csv
+                                              polyak_update, progress_bar, step_into_buffer, write_run)
+from benchbox_plugins.policies.ppo import TorchVecEnv
 
 
 @dataclass
@@ -261,13 +260,7 @@ def run(args: Args) -> dict[str, Any]:
     train_seconds = time.time() - t0
     venv.close()
     returns = evaluate(actor, gym.make(args.env_id), args.eval_episodes, seed=10_000 + args.seed)
-    summary = {"env_id": args.env_id, "seed": args.seed, "total_timesteps": history[-1]["global_step"] if history else 0,
-               "eval_returns": returns, "eval_mean": float(np.mean(returns)), "eval_std": float(np.std(returns)),
-               "train_seconds": round(train_seconds, 2), "args": asdict(args), "out": str(out)}
-    write_csv(out / "progress.csv", history)
-    save_curve(out / "returns.png", history, title=f"DDPG {args.env_id} seed {args.seed}")
-    (out / "eval.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_run(out, args, history, returns, train_seconds, title=f"DDPG {args.env_id} seed {args.seed}")
 
 
 # ------------------------------------------------------------------------------ the plugin

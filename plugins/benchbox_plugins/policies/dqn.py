@@ -34,10 +34,9 @@ principal directions of the training latents, with the reward of ``ppo``.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,8 +48,7 @@ from torch.nn import functional as F
 from benchbox.errors import TrainingDiverged
 from benchbox_plugins.common.rl_utils import (DiscretizeAction, EpisodeLog, ReplayBuffer, TorchDiscreteVecEnv,
                                               evaluate_episodes, linear_schedule, polyak_update, progress_bar,
-                                              step_into_buffer)
-from benchbox_plugins.policies.ppo import save_curve, write_csv
+                                              step_into_buffer, write_run)
 
 
 @dataclass
@@ -310,13 +308,7 @@ def run(args: Args) -> dict[str, Any]:
     train_seconds = time.time() - t0
     venv.close()
     returns = evaluate(q_net, make_env(args.env_id, args.bins), args.eval_episodes, seed=10_000 + args.seed)
-    summary = {"env_id": args.env_id, "seed": args.seed, "total_timesteps": history[-1]["global_step"] if history else 0,
-               "eval_returns": returns, "eval_mean": float(np.mean(returns)), "eval_std": float(np.std(returns)),
-               "train_seconds": round(train_seconds, 2), "args": asdict(args), "out": str(out)}
-    write_csv(out / "progress.csv", history)
-    save_curve(out / "returns.png", history, title=f"{'Noisy ' if args.noisy else ''}DQN {args.env_id} seed {args.seed}")
-    (out / "eval.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_run(out, args, history, returns, train_seconds, title=f"{'Noisy ' if args.noisy else ''}DQN {args.env_id} seed {args.seed}")
 
 
 # ------------------------------------------------------------------------------ the plugin

@@ -22,17 +22,17 @@ same dz).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from benchbox_plugins.common.rl_utils import write_run
 
 
 @dataclass
@@ -363,31 +363,6 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int, norm_obs: bool = 
     return returns
 
 
-def save_curve(path: Path, history: list[dict[str, float]], key: str = "episodic_return", title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    xs = [r["global_step"] for r in history if not math.isnan(r[key])]
-    ax.plot(xs, [r[key] for r in history if not math.isnan(r[key])])
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel(key.replace("_", " "))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_csv(path: Path, history: list[dict[str, float]]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]) if history else ["iteration"])
-        writer.writeheader()
-        writer.writerows(history)
-
-
 def run(args: Args) -> dict[str, Any]:
     """Standalone PPO on ``args.env_id``: train, evaluate, write CSV / PNG / JSON. Returns the summary."""
     import gymnasium as gym
@@ -417,14 +392,7 @@ def run(args: Args) -> dict[str, Any]:
     venv.close()
     eval_env = gym.make(args.env_id)
     returns = evaluate(agent, eval_env, args.eval_episodes, seed=10_000 + args.seed, norm_obs=args.norm_obs)
-    summary = {"env_id": args.env_id, "seed": args.seed, "total_timesteps": history[-1]["global_step"] if history else 0,
-               "eval_returns": returns, "eval_mean": float(np.mean(returns)), "eval_std": float(np.std(returns)),
-               "train_seconds": round(time.time() - t0, 2),
-               "args": asdict(args), "out": str(out)}
-    write_csv(out / "progress.csv", history)
-    save_curve(out / "returns.png", history, title=f"PPO {args.env_id} seed {args.seed}")
-    (out / "eval.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return write_run(out, args, history, returns, time.time() - t0, title=f"PPO {args.env_id} seed {args.seed}")
 
 
 # ------------------------------------------------------------------------------ the plugin
