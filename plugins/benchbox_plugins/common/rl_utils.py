@@ -1,11 +1,12 @@
-"""Small pieces shared by the off-policy algorithms (``ddpg``, ``dqn``).
+"""Small pieces shared by the RL algorithms (``ppo``, ``ddpg``, ``dqn``).
 
 * :class:`ReplayBuffer` -- a circular buffer of transitions kept as tensors on one device.
 * :func:`polyak_update` -- ``target <- tau * source + (1 - tau) * target``.
 * :class:`GaussianNoise`, :class:`OUNoise` -- exploration noise for deterministic actors.
 * :func:`linear_schedule` -- epsilon decay.
-* :class:`TorchDiscreteVecEnv` -- a gymnasium numpy vector env with a Discrete action space seen
-  through torch (the discrete twin of ``ppo.TorchVecEnv``).
+* :class:`TorchVecEnv` / :class:`TorchDiscreteVecEnv` -- a gymnasium numpy vector env seen through
+  torch, with Box actions in [-1, 1] / Discrete action indices.
+* :func:`cpu_threads` -- torch's CPU thread count for a block, restored afterwards.
 * :class:`DiscretizeAction` -- a Box action space cut into a grid of ``bins`` values per dimension,
   so a discrete-action agent (DQN) can play Pendulum.
 * :func:`evaluate_episodes` -- returns of a few episodes of a single numpy env under a fixed policy.
@@ -159,21 +160,22 @@ class OUNoise:
 # ------------------------------------------------------------------------------ environments
 
 
-class TorchDiscreteVecEnv:
-    """A gymnasium numpy vector env (Discrete actions, SAME_STEP autoreset) seen through torch.
+class TorchVecEnv:
+    """A gymnasium numpy vector env (SAME_STEP autoreset) seen through torch, actions in [-1, 1].
 
-    ``step`` takes an int64 tensor of N action indices and returns torch tensors; where an episode
-    ended, ``info["final_obs"]`` is an N x obs tensor holding the last observation on those rows
-    (the current one elsewhere) and ``info["_final_obs"]`` the boolean mask.
+    ``step`` returns torch tensors; where an episode ended, ``info["final_obs"]`` is an N x obs
+    tensor holding the last observation on those rows (the current one elsewhere) and
+    ``info["_final_obs"]`` the boolean mask.
     """
 
     def __init__(self, envs: Any, device: torch.device):
-        if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-            raise ValueError(f"TorchDiscreteVecEnv needs a Discrete action space, got {envs.single_action_space}")
         self.envs, self.device = envs, device
+        space = envs.single_action_space
+        self.low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
+        self.high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
         self.num_envs = envs.num_envs
         self.single_observation_space = envs.single_observation_space
-        self.single_action_space = envs.single_action_space
+        self.single_action_space = space
 
     def _t(self, x: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
@@ -182,8 +184,12 @@ class TorchDiscreteVecEnv:
         obs, info = self.envs.reset(seed=seed)
         return self._t(obs), info
 
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        """The numpy action the wrapped env takes: [-1, 1] scaled onto the Box bounds."""
+        return (self.low + (action.clamp(-1, 1) + 1) * 0.5 * (self.high - self.low)).cpu().numpy()
+
     def step(self, action: torch.Tensor):
-        obs, rew, term, trunc, info = self.envs.step(action.cpu().numpy().astype(np.int64))
+        obs, rew, term, trunc, info = self.envs.step(self.env_action(action))
         if "final_obs" in info:
             mask = np.asarray(info["_final_obs"], dtype=bool)
             final = np.asarray(obs, dtype=np.float32).copy()
@@ -194,6 +200,21 @@ class TorchDiscreteVecEnv:
 
     def close(self) -> None:
         self.envs.close()
+
+
+class TorchDiscreteVecEnv(TorchVecEnv):
+    """:class:`TorchVecEnv` for a Discrete action space: ``step`` takes an int64 tensor of N action indices."""
+
+    def __init__(self, envs: Any, device: torch.device):
+        if not isinstance(envs.single_action_space, gym.spaces.Discrete):
+            raise ValueError(f"TorchDiscreteVecEnv needs a Discrete action space, got {envs.single_action_space}")
+        self.envs, self.device = envs, device
+        self.num_envs = envs.num_envs
+        self.single_observation_space = envs.single_observation_space
+        self.single_action_space = envs.single_action_space
+
+    def env_action(self, action: torch.Tensor) -> np.ndarray:
+        return action.cpu().numpy().astype(np.int64)
 
 
 class DiscretizeAction(gym.ActionWrapper):
@@ -362,3 +383,15 @@ def write_run(out: Path, args: Any, history: list[dict[str, float]], returns: li
     save_curve(out / "returns.png", history, title=title)
     (out / "eval.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device) -> Iterator[None]:
+    """torch's CPU thread count set to ``n`` for the block (CPU devices, ``n`` > 0), restored afterwards."""
+    saved = torch.get_num_threads()
+    if n > 0 and device.type == "cpu":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

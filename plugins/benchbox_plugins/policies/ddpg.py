@@ -37,9 +37,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchbox.errors import TrainingDiverged
-from benchbox_plugins.common.rl_utils import (EpisodeLog, GaussianNoise, OUNoise, ReplayBuffer, evaluate_episodes,
-                                              polyak_update, progress_bar, step_into_buffer, write_run)
-from benchbox_plugins.policies.ppo import TorchVecEnv
+from benchbox_plugins.common.rl_utils import (EpisodeLog, GaussianNoise, OUNoise, ReplayBuffer, TorchVecEnv,
+                                              cpu_threads, evaluate_episodes, polyak_update, progress_bar,
+                                              step_into_buffer, write_run)
 
 
 @dataclass
@@ -339,13 +339,8 @@ class DDPGPolicy(LatentPolicy):
             ctx.progress(step, c.total_timesteps)
 
         venv = LatentVectorEnv(self.core, c.num_envs)
-        threads = torch.get_num_threads()
-        if c.threads > 0 and ctx.device.type == "cpu":
-            torch.set_num_threads(c.threads)
-        try:
+        with cpu_threads(c.threads, ctx.device):
             self.actor, _, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
-        finally:
-            torch.set_num_threads(threads)
         self.actor.eval()
 
     @torch.no_grad()

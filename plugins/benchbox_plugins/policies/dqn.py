@@ -47,8 +47,8 @@ from torch.nn import functional as F
 
 from benchbox.errors import TrainingDiverged
 from benchbox_plugins.common.rl_utils import (DiscretizeAction, EpisodeLog, ReplayBuffer, TorchDiscreteVecEnv,
-                                              evaluate_episodes, linear_schedule, polyak_update, progress_bar,
-                                              step_into_buffer, write_run)
+                                              cpu_threads, evaluate_episodes, linear_schedule, polyak_update,
+                                              progress_bar, step_into_buffer, write_run)
 
 
 @dataclass
@@ -400,13 +400,8 @@ class DQNPolicy(LatentPolicy):
                     ctx.curves.log(key, step, row[key])
             ctx.progress(step, c.total_timesteps)
 
-        threads = torch.get_num_threads()
-        if c.threads > 0 and ctx.device.type == "cpu":
-            torch.set_num_threads(c.threads)
-        try:
+        with cpu_threads(c.threads, ctx.device):
             self.q_net, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
-        finally:
-            torch.set_num_threads(threads)
 
     @torch.no_grad()
     def propose(self, z: torch.Tensor, seed: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchbox_plugins.common.rl_utils import write_run
+from benchbox_plugins.common.rl_utils import TorchVecEnv, cpu_threads, write_run
 
 
 @dataclass
@@ -142,40 +142,6 @@ class Agent(nn.Module):
         if action is None:
             action = probs.sample()
         return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x)
-
-
-class TorchVecEnv:
-    """A gymnasium numpy vector env (SAME_STEP autoreset) seen through torch, actions in [-1, 1]."""
-
-    def __init__(self, envs: Any, device: torch.device):
-        self.envs, self.device = envs, device
-        space = envs.single_action_space
-        self.low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
-        self.high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
-        self.num_envs = envs.num_envs
-        self.single_observation_space = envs.single_observation_space
-        self.single_action_space = space
-
-    def _t(self, x: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
-
-    def reset(self, seed: int | None = None):
-        obs, info = self.envs.reset(seed=seed)
-        return self._t(obs), info
-
-    def step(self, action: torch.Tensor):
-        scaled = self.low + (action.clamp(-1, 1) + 1) * 0.5 * (self.high - self.low)
-        obs, rew, term, trunc, info = self.envs.step(scaled.cpu().numpy())
-        if "final_obs" in info:
-            mask = np.asarray(info["_final_obs"], dtype=bool)
-            final = np.asarray(obs, dtype=np.float32).copy()
-            for i in np.flatnonzero(mask):
-                final[i] = info["final_obs"][i]
-            info["final_obs"], info["_final_obs"] = self._t(final), self._t(mask, torch.bool)
-        return self._t(obs), self._t(rew), self._t(term, torch.bool), self._t(trunc, torch.bool), info
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 # -------------------------------------------------------------------------------------- train
@@ -460,15 +426,11 @@ class PPOPolicy(LatentPolicy):
             ctx.progress(row["iteration"], total)
 
         venv = LatentVectorEnv(self.core, c.num_envs)
-        threads = torch.get_num_threads()
-        if c.threads > 0 and ctx.device.type == "cpu":
-            torch.set_num_threads(c.threads)
         try:
-            self.agent, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
+            with cpu_threads(c.threads, ctx.device):
+                self.agent, self.history = train(args, venv, on_update, info_keys=("realism", "novelty", "size"))
         except FloatingPointError as exc:
             raise TrainingDiverged(f"{ctx.stage or 'fit policy'}: ppo: {exc} -- lower --policy.learning-rate") from exc
-        finally:
-            torch.set_num_threads(threads)
         self.agent.eval()
 
     @torch.no_grad()
