@@ -1,14 +1,27 @@
 """``benchbox leaderboard RESULTS``: tables from grid results, following docs' benchmark protocol.
 
-One row per method (generator + config, policy + config, detector + config, augment config)
-within each dataset and category:
+Rows are grouped by the *full* dataset config (dataset, category and every dataset option: a
+``train_limit = 50`` run and a full-data run of the same cell are different groups, each with its
+own section and ranks). Within a group, one row per method (generator + config, policy + config,
+detector + config, augment config):
 
 * mean ± 95 % confidence interval over seeds, t distribution (``t_{0.975, n-1} · s / √n``) for
   image AUROC, and pixel AUROC, AUPRO and FID where present;
-* Δ image AUROC vs the ``none`` control of the same generator, detector and data, paired by seed,
-  with a paired t-test (``scipy.stats.ttest_rel``) and its p-value; the verdict is ``better`` /
-  ``worse`` only when p < 0.05, otherwise ``tie`` -- ties are ties;
-* rank by mean image AUROC at the printed precision (equal printed means share a rank);
+* Δ image AUROC vs the ``none`` control of the same generator, detector and data, paired by
+  *seed* (never by row order; seeds present on one side only are left out, ``pairs`` says how
+  many remain);
+* a test of Δ only from ≥ 3 pairs (``MIN_PAIRS``; fewer: no p-value and the verdict
+  ``n/a (<3 pairs)``). The test is the paired t-test (``scipy.stats.ttest_rel``), except when every
+  difference is the same number: the t statistic is then 0/0 (zero variance), so p comes from the
+  exact two-sided sign test, which needs no variance -- identical differences from 3 seeds give
+  p = 0.25, never the p = 0 a zero-variance t-test would claim;
+* Holm–Bonferroni across all policies compared with the same control in the group (``p_holm``,
+  beside the raw ``p_value``); the verdict is ``better`` / ``worse`` only when the Holm-adjusted
+  p < 0.05, otherwise ``tie`` -- ties are ties;
+* with ≥ 6 pairs (``MIN_WILCOXON``) also the Wilcoxon signed-rank p (``p_wilcoxon``), shown beside
+  the t-test as a check that does not assume normal differences (the verdict uses the t-test);
+* rank by mean image AUROC at the printed precision within the group (equal printed means share
+  a rank);
 * rows with fewer than 3 seeds are marked (``seeds`` column, and ``*`` in Markdown).
 
 Formats: Markdown (for committing), CSV, JSON and one static HTML page (sortable table through a
@@ -32,13 +45,25 @@ from .config import config_hash
 from .errors import ConfigError
 
 METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "pixel_aupro": "AUPRO", "gen_fid": "FID"}
-MIN_SEEDS = 3
+MIN_SEEDS = 3  # fewer seeds: the row is marked
+MIN_PAIRS = 3  # fewer paired seeds: no test, no verdict
+MIN_WILCOXON = 6  # the signed-rank test's smallest two-sided exact p is 2 / 2**n: n >= 6 can reach p < 0.05
 ALPHA = 0.05
+IDENTICAL = 1e-9  # differences (in AUROC) closer than this are the same number: float noise, not variance
+GROUP = ["dataset", "category", "dataset_cfg"]  # one section, one ranking, one Holm family per control
+METHOD = ["generator", "generator_cfg", "policy", "policy_cfg", "detector", "detector_cfg", "augment_cfg"]
+CONTROL = ["generator", "generator_cfg", "detector", "detector_cfg"]  # what a policy is compared within
 
 
 def _label(cfg: dict[str, Any], kind: str, ambiguous: bool) -> str:
     part = cfg[kind]
     return part["name"] + (f"[{config_hash(part, 6)}]" if ambiguous else "")
+
+
+def data_label(dataset: dict[str, Any]) -> str:
+    """The dataset options of a row (all but the name), ``key=value`` sorted by key."""
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
+                     for k, v in sorted(dataset.items()) if k != "name")
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -50,8 +75,8 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         c = r["config"]
         m = r.get("metrics", {})
         recs.append({
-            "dataset": c["dataset"]["name"], "category": (r.get("data") or {}).get("category", ""),
-            "dataset_cfg": config_hash({k: v for k, v in c["dataset"].items()}, 8),
+            "dataset": c["dataset"]["name"], "category": str((r.get("data") or {}).get("category", "")),
+            "dataset_cfg": config_hash(c["dataset"], 8), "data_config": data_label(c["dataset"]),
             "generator_cfg": config_hash(c["generator"], 8), "policy_cfg": config_hash(c["policy"], 8),
             "detector_cfg": config_hash(c["detector"], 8), "augment_cfg": config_hash(c["augment"], 8),
             "generator": c["generator"]["name"], "policy": c["policy"]["name"], "detector": c["detector"]["name"],
@@ -74,59 +99,104 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
 
 
-def build(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The leaderboard table (one row per method and data), sorted by data then rank."""
+def paired(method: pd.Series, control: pd.Series) -> dict[str, Any]:
+    """Δ = method - control over the seeds both have (the Series are indexed by seed), and its test.
+
+    Keys: ``n_pairs``, ``delta``, ``delta_ci95``, ``p_value`` (raw, NaN below ``MIN_PAIRS``),
+    ``test`` and ``p_wilcoxon`` (NaN below ``MIN_WILCOXON`` pairs).
+    """
     from scipy import stats
 
+    common = sorted(set(method.dropna().index) & set(control.dropna().index))
+    d = np.array([method[s] - control[s] for s in common], dtype=float)
+    out: dict[str, Any] = {"n_pairs": len(common), "delta": math.nan, "delta_ci95": math.nan,
+                           "p_value": math.nan, "test": "", "p_wilcoxon": math.nan}
+    if not common:
+        return out
+    out["delta"], out["delta_ci95"] = _ci(d)
+    if len(d) < MIN_PAIRS:
+        out["test"] = f"none (< {MIN_PAIRS} pairs)"
+        return out
+    if np.ptp(d) <= IDENTICAL:  # zero variance: the t statistic is 0/0; the sign test needs none
+        d = np.where(np.abs(d) <= IDENTICAL, 0.0, d)
+        nonzero = int(np.count_nonzero(d))
+        out["p_value"] = float(stats.binomtest(int((d > 0).sum()), nonzero, 0.5).pvalue) if nonzero else 1.0
+        out["test"] = "sign test (identical differences)"
+    else:
+        out["p_value"] = float(stats.ttest_1samp(d, 0.0).pvalue)  # == ttest_rel(method, control)
+        out["test"] = "paired t-test"
+    if len(d) >= MIN_WILCOXON and np.count_nonzero(np.abs(d) > IDENTICAL):
+        out["p_wilcoxon"] = float(stats.wilcoxon(np.where(np.abs(d) <= IDENTICAL, 0.0, d)).pvalue)
+    return out
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order.
+
+    NaN entries (no test) are not part of the family and stay NaN.
+    """
+    idx = [i for i, p in enumerate(p_values) if p == p]
+    m = len(idx)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _verdict(rec: dict[str, Any]) -> str:
+    if rec["_control"]:
+        return "control"
+    if not rec["_has_control"]:
+        return "no control"
+    p = rec["p_holm"]
+    if p != p:
+        return f"n/a (<{MIN_PAIRS} pairs)"
+    return ("better" if rec["delta"] > 0 else "worse") if p < ALPHA else "tie"
+
+
+def build(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The leaderboard table (one row per method and data group), sorted by group then rank."""
     df = frame(rows)
     if df.empty:
         raise ConfigError("no successful rows in the results: nothing to rank")
-    group = ["dataset", "category", "dataset_cfg", "generator", "generator_cfg", "policy", "policy_cfg",
-             "detector", "detector_cfg", "augment_cfg"]
     # a name used with several configs gets a short config hash in its label
     amb = {k: df.groupby(k)[f"{k}_cfg"].nunique().to_dict() for k in ("generator", "policy", "detector")}
+    by_seed = lambda g: g.groupby("seed")["image_auroc"].mean()  # noqa: E731
     out = []
-    for key, g in df.groupby(group, sort=True, dropna=False):
-        ident = dict(zip(group, key))
+    for key, g in df.groupby(GROUP + METHOD, sort=True, dropna=False):
+        ident = dict(zip(GROUP + METHOD, key))
         cfg = g["_config"].iloc[0]
         rec: dict[str, Any] = {
-            "dataset": ident["dataset"], "category": ident["category"],
+            "dataset": ident["dataset"], "category": ident["category"], "data_config": g["data_config"].iloc[0],
+            "dataset_cfg": ident["dataset_cfg"],
             **{k: _label(cfg, k, amb[k][ident[k]] > 1) for k in ("generator", "policy", "detector")},
+            "_family": tuple(ident[k] for k in GROUP + CONTROL), "_control": ident["policy"] == "none",
+            "_has_control": False,
             "n_seeds": int(g["seed"].nunique()), "seeds": ",".join(str(s) for s in sorted(g["seed"].unique())),
         }
         rec["few_seeds"] = rec["n_seeds"] < MIN_SEEDS
         for m in METRICS:
             mean, half = _ci(g[m].to_numpy(dtype=float))
             rec[f"{m}_mean"], rec[f"{m}_ci95"] = mean, half
-        # paired comparison with the none control of the same data, generator and detector
-        ctrl = df[(df.dataset == ident["dataset"]) & (df.category == ident["category"])
-                  & (df.dataset_cfg == ident["dataset_cfg"]) & (df.generator_cfg == ident["generator_cfg"])
-                  & (df.generator == ident["generator"]) & (df.detector == ident["detector"])
-                  & (df.detector_cfg == ident["detector_cfg"]) & (df.policy == "none")]
-        rec.update(delta=math.nan, delta_ci95=math.nan, p_value=math.nan, n_pairs=0, test="", verdict="")
-        if ident["policy"] == "none":
-            rec["verdict"] = "control"
-        elif not ctrl.empty:
-            a = g.groupby("seed")["image_auroc"].mean()
-            b = ctrl.groupby("seed")["image_auroc"].mean()
-            common = sorted(set(a.dropna().index) & set(b.dropna().index))
-            rec["n_pairs"] = len(common)
-            if common:
-                d = a.loc[common].to_numpy() - b.loc[common].to_numpy()
-                rec["delta"], rec["delta_ci95"] = _ci(d)
-                rec["test"] = "paired t-test over seeds"
-                if len(common) >= 2 and np.std(d, ddof=1) > 0:
-                    rec["p_value"] = float(stats.ttest_rel(a.loc[common], b.loc[common]).pvalue)
-                elif len(common) >= 2:  # identical differences: no variance to test
-                    rec["p_value"] = 0.0 if np.all(d != 0) else 1.0
-                p = rec["p_value"]
-                rec["verdict"] = ("better" if rec["delta"] > 0 else "worse") if p == p and p < ALPHA else "tie"
+        rec.update(paired(pd.Series(dtype=float), pd.Series(dtype=float)))
+        if ident["policy"] != "none":
+            sel = np.logical_and.reduce([df[k] == ident[k] for k in GROUP + CONTROL]) & (df.policy == "none")
+            if sel.any():
+                rec.update(paired(by_seed(g), by_seed(df[sel])), _has_control=True)
         rec["sample"] = next((p for p in g["path"] if isinstance(p, str) and (Path(p) / "samples.png").is_file()), None)
         out.append(rec)
     table = pd.DataFrame(out)
-    table["rank"] = (table.groupby(["dataset", "category"])["image_auroc_mean"]
+    table["p_holm"] = math.nan
+    for _, fam in table[~table["_control"]].groupby("_family", sort=False):
+        table.loc[fam.index, "p_holm"] = holm(fam["p_value"].tolist())
+    table["verdict"] = [_verdict(r) for r in table.to_dict("records")]
+    table = table.drop(columns=["_family", "_control", "_has_control"])
+    table["rank"] = (table.groupby(GROUP)["image_auroc_mean"]
                      .transform(lambda s: s.round(3).rank(ascending=False, method="min")).astype("Int64"))
-    return table.sort_values(["dataset", "category", "rank", "generator", "policy", "detector"]).reset_index(drop=True)
+    return table.sort_values(["dataset", "category", "data_config", "rank", "generator", "policy", "detector"]
+                             ).reset_index(drop=True)
 
 
 def _fmt(mean: float, half: float, digits: int = 3) -> str:
@@ -135,10 +205,15 @@ def _fmt(mean: float, half: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}" if half == half else f"{mean:.{digits}f} (n=1)"
 
 
+def _p(p: float) -> str:
+    return "" if p != p else f"{p:.3g}"
+
+
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     present = [m for m in METRICS if table[f"{m}_mean"].notna().any()]
     disp = pd.DataFrame({
         "rank": table["rank"].astype(str), "dataset": table["dataset"], "category": table["category"].astype(str),
+        "data config": table["data_config"],
         "generator": table["generator"], "policy": table["policy"], "detector": table["detector"],
         "seeds": [f"{n}*" if few else str(n) for n, few in zip(table["n_seeds"], table["few_seeds"])],
     })
@@ -146,22 +221,31 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
         disp[METRICS[m]] = [_fmt(a, b, 1 if m == "gen_fid" else 3) for a, b in zip(table[f"{m}_mean"], table[f"{m}_ci95"])]
     disp["Δ AUROC vs none"] = [("" if d != d else f"{d:+.3f}" + (f" ± {h:.3f}" if h == h else ""))
                                for d, h in zip(table["delta"], table["delta_ci95"])]
-    disp["p (paired t)"] = ["" if p != p else f"{p:.3g}" for p in table["p_value"]]
+    disp["pairs"] = [str(n) if v != "control" else "" for n, v in zip(table["n_pairs"], table["verdict"])]
+    disp["p raw"] = [_p(p) + (" (sign)" if t.startswith("sign") else "") for p, t in zip(table["p_value"], table["test"])]
+    disp["p Holm"] = [_p(p) for p in table["p_holm"]]
+    if table["p_wilcoxon"].notna().any():
+        disp["p Wilcoxon"] = [_p(p) for p in table["p_wilcoxon"]]
     disp["verdict"] = table["verdict"]
     return disp
 
 
-FOOTER = ("Mean ± 95 % CI over seeds (t distribution). Δ: image AUROC minus the `none` control of the same "
-          "generator, detector and data, paired by seed; p from a paired t-test; `better`/`worse` only at "
-          f"p < {ALPHA}, else `tie`. `*`: fewer than {MIN_SEEDS} seeds (below the protocol's minimum).")
+FOOTER = ("Groups: one dataset config each (dataset, category and all dataset options). Mean ± 95 % CI over "
+          "seeds (t distribution). Δ: image AUROC minus the `none` control of the same generator, detector and "
+          f"data, paired by seed; tested only from {MIN_PAIRS} pairs (`n/a` below). p raw: paired t-test, or the "
+          "exact sign test `(sign)` when all differences are identical (no variance for a t-test); p Holm: "
+          "Holm–Bonferroni across the policies compared with the same control; p Wilcoxon: signed-rank test, "
+          f"from {MIN_WILCOXON} pairs. `better`/`worse` only at Holm p < {ALPHA}, else `tie`. `*`: fewer than "
+          f"{MIN_SEEDS} seeds (below the protocol's minimum).")
 
 
 def to_markdown(table: pd.DataFrame, title: str = "benchbox leaderboard") -> str:
     disp = _display(table)
     lines = [f"# {title}", ""]
-    for (ds, cat), part in disp.groupby(["dataset", "category"], sort=False):
-        lines += [f"## {ds}" + (f" / {cat}" if cat else ""), ""]
-        cols = [c for c in part.columns if c not in ("dataset", "category")]
+    for (ds, cat, data), part in disp.groupby(["dataset", "category", "data config"], sort=False):
+        lines += [f"## {ds}" + (f" / {cat}" if cat else ""), "", f"data config: `{data}`" if data else
+                  "data config: defaults", ""]
+        cols = [c for c in part.columns if c not in ("dataset", "category", "data config")]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "|".join("---" for _ in cols) + "|")
         for _, r in part.iterrows():
@@ -199,7 +283,7 @@ def to_html(table: pd.DataFrame, title: str = "benchbox leaderboard") -> str:
         for c in disp.columns:
             raw = table.loc[i, {"image AUROC": "image_auroc_mean", "rank": "rank"}.get(c, "dataset")]
             v = f" data-v='{raw}'" if c in ("image AUROC", "rank") and raw == raw else ""
-            cls = f" class='{r[c]}'" if c == "verdict" else ""
+            cls = f" class='{r[c].split()[0]}'" if c == "verdict" and r[c] else ""
             cells.append(f"<td{v}{cls}>{html.escape(str(r[c]))}</td>")
         sample = table.loc[i, "sample"]
         if isinstance(sample, str):
