@@ -38,7 +38,7 @@ def cmd_data(argv: Sequence[str]) -> int:
 
 
 def _make_textures(argv: list[str]) -> int:
-    from benchbox_plugins.common.textures import make_textures
+    from .textures import make_textures
 
     p = _Parser(prog="benchbox data make-textures")
     p.add_argument("out")

@@ -211,7 +211,7 @@ def test_data_check(tmp_path, capsys):
 
 
 def test_make_textures_reads_as_mvtec(tmp_path, capsys):
-    from benchbox_plugins.common.textures import make_textures
+    from benchbox.textures import make_textures
 
     counts = make_textures(tmp_path, size=32, n_train=6, n_test_good=3, n_test_bad=4, names=("brick",))
     assert counts["brick"]["test/hole"] == 1
