@@ -61,7 +61,7 @@ def engine_vs_trainer(train: torch.Tensor, test: torch.Tensor) -> dict:
     from anomalib.engine import Engine
     from anomalib.models import Padim
 
-    from benchbox_plugins.common import anomalib_adapter as aa
+    from benchbox_plugins.detectors.base import anomalib_adapter as aa
 
     det = registry.create("detectors", "anomalib-padim", pretrained=False)
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ import torch
 from benchbox import registry
 from benchbox.interfaces import FitContext
 from benchbox.runtime import device_info
-from benchbox_plugins.common.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
+from benchbox_plugins.rl.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
 
 OUT = Path(__file__).parent / "results"
 

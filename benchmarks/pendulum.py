@@ -8,7 +8,7 @@ steps, the training wall seconds and steps/s, next to the figures of the source 
 (DQN -838, Noisy DQN -1368, DDPG -627; a good agent scores -100 to -200).
 
 DQN and Noisy DQN act on 9 torques (-2, -1.5, ..., 2) through
-:class:`benchbox_plugins.common.rl_utils.DiscretizeAction` (``--bins``).
+:class:`benchbox_plugins.rl.envs.DiscretizeAction` (``--bins``).
 
 Usage (one run per process keeps partial results; the summary merges every file present)::
 
@@ -56,24 +56,24 @@ def run_one(agent: str, seed: int, steps: int) -> dict[str, Any]:
     if agent == "random":
         import gymnasium as gym
 
-        from benchbox_plugins.common.rl_utils import evaluate_episodes
+        from benchbox_plugins.rl.envs import evaluate_episodes
 
         env = gym.make("Pendulum-v1")
         env.action_space.seed(seed)
         returns = evaluate_episodes(lambda _obs: env.action_space.sample(), env, EVAL_EPISODES, 10_000 + seed)
         summary = {"eval_returns": returns, "total_timesteps": 0, "train_seconds": 0.0, "args": {}}
     elif agent == "ppo":
-        from benchbox_plugins.policies import ppo
+        from benchbox_plugins.rl import ppo
 
         summary = ppo.run(ppo.Args(seed=seed, env_id="Pendulum-v1", total_timesteps=steps, progress=False,
                                    eval_episodes=EVAL_EPISODES, out_dir=scratch))
     elif agent == "ddpg":
-        from benchbox_plugins.policies import ddpg
+        from benchbox_plugins.rl import ddpg
 
         summary = ddpg.run(ddpg.Args(seed=seed, env_id="Pendulum-v1", total_timesteps=steps, progress=False,
                                      eval_episodes=EVAL_EPISODES, out_dir=scratch))
     elif agent in ("dqn", "noisy-dqn"):
-        from benchbox_plugins.policies import dqn
+        from benchbox_plugins.rl import dqn
 
         summary = dqn.run(dqn.Args(seed=seed, env_id="Pendulum-v1", bins=BINS, total_timesteps=steps,
                                    noisy=agent == "noisy-dqn", progress=False, eval_episodes=EVAL_EPISODES,
@@ -145,7 +145,7 @@ def summarise() -> dict[str, Any]:
                      f"{', '.join(f'{x:.0f}' for x in t['per_seed'])} | {', '.join(f'{s:,}' for s in t['steps'])} | "
                      f"{t['train_seconds_mean']:.0f} | {sps} | {src} | {tgt} |")
     lines += ["", "Settings (each agent's `Args` defaults unless stated):", "",
-              f"- PPO: `benchbox_plugins.policies.ppo` with the settings of `benchmarks/pendulum_ppo.py` (4 envs x 1024 "
+              f"- PPO: `benchbox_plugins.rl.ppo` with the settings of `benchmarks/pendulum_ppo.py` (4 envs x 1024 "
               f"steps, 10 epochs, 64 minibatches, lr 1e-3 annealed, gamma 0.9, obs/reward normalisation), "
               f"{BUDGETS['ppo']:,} steps requested (a whole number of 4096-step rollouts is run).",
               "- DDPG: lr 1e-3, batch 256, tau 0.005, gamma 0.98, buffer 200k, 10k uniform-random steps first, "

@@ -1,6 +1,6 @@
 """Validate the single-file PPO on a task nobody here wrote: gymnasium's Pendulum-v1.
 
-Trains ``benchbox_plugins.policies.ppo`` for ``--total-timesteps`` (default 200k) on each seed and
+Trains ``benchbox_plugins.rl.ppo`` for ``--total-timesteps`` (default 200k) on each seed and
 records the mean return of the final 10 evaluation episodes (deterministic actions, fresh env).
 References: rl-baselines3-zoo (tuned PPO) about -172 after 100k steps; cleanrl's default PPO
 about -1142 after 8M steps. Target here: mean >= -250 within 200k steps.
@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchbox_plugins.policies.ppo import Args, run
+from benchbox_plugins.rl.ppo import Args, run
 
 OUT = Path(__file__).parent / "results"
 

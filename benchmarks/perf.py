@@ -98,8 +98,8 @@ def image_sets(n_train: int, n_test: int) -> dict[int, dict[str, torch.Tensor]]:
 def section_env(device: torch.device, quick: bool) -> dict:
     from latent_env_speed import loop_sps, vector_sps
 
-    from benchbox_plugins.common.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
-    from benchbox_plugins.policies import ppo
+    from benchbox_plugins.rl.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
+    from benchbox_plugins.rl import ppo
 
     splits = registry.create("datasets", "mnist", normal_class=0).load(0)
     gen = registry.create("generators", "ae", epochs=1)
@@ -194,7 +194,7 @@ def section_engine(device: torch.device, quick: bool) -> dict:
     from anomalib.engine import Engine
     from anomalib.models import Padim
 
-    from benchbox_plugins.common import anomalib_adapter as aa
+    from benchbox_plugins.detectors.base import anomalib_adapter as aa
 
     splits = registry.create("datasets", "mnist", normal_class=0).load(0)
     n_test = 1000 if quick else len(splits.test)

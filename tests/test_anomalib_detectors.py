@@ -38,7 +38,7 @@ def test_padim_wrapper_matches_anomalib_engine(digits_splits, tmp_path, monkeypa
     from anomalib.engine import Engine
     from anomalib.models import Padim
 
-    from benchbox_plugins.common import anomalib_adapter as aa
+    from benchbox_plugins.detectors.base import anomalib_adapter as aa
 
     monkeypatch.chdir(tmp_path)
     cls = registry.load("detectors", "anomalib-padim")
@@ -62,7 +62,7 @@ def test_padim_wrapper_matches_anomalib_engine(digits_splits, tmp_path, monkeypa
 
 
 def test_missing_weights_fail_fast_in_one_line(digits_splits, monkeypatch, tmp_path):
-    from benchbox_plugins.common import anomalib_adapter as aa
+    from benchbox_plugins.detectors.base import anomalib_adapter as aa
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(aa, "timm_weights_cached", lambda backbone: (False, f"timm/{backbone}.a1_in1k"))
@@ -161,7 +161,7 @@ def test_cli_run_without_weights_fails_at_once(tmp_path):
 
 def test_validation_batches_carry_normal_labels():
     """Validation hooks that read gt_label (EfficientAd's map quantiles) get all-normal labels."""
-    from benchbox_plugins.common.anomalib_adapter import image_loader
+    from benchbox_plugins.detectors.base.anomalib_adapter import image_loader
 
     batch = next(iter(image_loader(torch.rand(5, 3, 16, 16), 4, normal_labels=True)))
     assert batch.gt_label is not None and batch.gt_label.shape == (4,) and not batch.gt_label.any()

@@ -71,7 +71,7 @@ def test_visa_masks_binarised_and_csv_paths(tmp_path):
 
 
 def test_image_formats(tmp_path):
-    from benchbox_plugins.common.imageio import read_image, read_mask
+    from benchbox_plugins.datasets.base.imageio import read_image, read_mask
 
     ramp = np.arange(256, dtype=np.float64).reshape(16, 16)
     save(tmp_path / "g16.png", ramp, bits=16)
@@ -88,7 +88,7 @@ def test_image_formats(tmp_path):
 
 
 def test_second_load_decodes_nothing(tmp_path, monkeypatch):
-    from benchbox_plugins.common import folderdataset
+    from benchbox_plugins.datasets.base import folderdataset
 
     make_mvtec(tmp_path)
     first = dataset("mvtec", tmp_path).load(0)

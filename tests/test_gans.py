@@ -9,7 +9,7 @@ import torch
 from benchbox import cache, registry
 from benchbox.errors import ConfigError, DataError
 from benchbox.interfaces import FitContext
-from benchbox_plugins.common.gan import GanDiscriminator, GanGenerator, GlobalAvgPool, ResUp
+from benchbox_plugins.generators.base.gan import GanDiscriminator, GanGenerator, GlobalAvgPool, ResUp
 
 CPU = torch.device("cpu")
 TINY = dict(epochs=1, encoder_epochs=1, batch_size=8, base_channels=4, latent_dim=8)

@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 from benchbox import registry
 from benchbox.interfaces import FitContext
-from benchbox_plugins.common.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
+from benchbox_plugins.rl.latent_env import LatentCore, LatentEnv, LatentVectorEnv, RewardConfig
 
 from conftest import tiny_config
 

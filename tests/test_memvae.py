@@ -9,7 +9,7 @@ import torch
 
 from benchbox import registry
 from benchbox.interfaces import FitContext
-from benchbox_plugins.common.memory import MemoryModule, hard_shrink
+from benchbox_plugins.generators.base.memory import MemoryModule, hard_shrink
 
 from conftest import tiny_config
 

@@ -10,11 +10,13 @@ import torch
 from benchbox import registry
 from benchbox.errors import ConfigError
 from benchbox.interfaces import FitContext
-from benchbox_plugins.common.latent_discrete import LatentDiscreteVecEnv, principal_directions
-from benchbox_plugins.common.latent_env import LatentCore, LatentVectorEnv, RewardConfig
-from benchbox_plugins.common.rl_utils import (DiscretizeAction, GaussianNoise, OUNoise, ReplayBuffer,
-                                              linear_schedule, polyak_update)
-from benchbox_plugins.policies import ddpg, dqn
+from benchbox_plugins.rl import ddpg, dqn
+from benchbox_plugins.rl.envs import DiscretizeAction
+from benchbox_plugins.rl.latent_discrete import LatentDiscreteVecEnv, principal_directions
+from benchbox_plugins.rl.latent_env import LatentCore, LatentVectorEnv, RewardConfig
+from benchbox_plugins.rl.nets import polyak_update
+from benchbox_plugins.rl.noise import GaussianNoise, OUNoise, linear_schedule
+from benchbox_plugins.rl.replay import ReplayBuffer
 
 from conftest import tiny_config
 

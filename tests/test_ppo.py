@@ -11,7 +11,9 @@ import torch
 
 from benchbox import registry
 from benchbox.interfaces import FitContext
-from benchbox_plugins.policies.ppo import Args, PPOPolicy, run, train
+from benchbox.errors import ConfigError
+from benchbox_plugins.policies.ppo import PPOPolicy
+from benchbox_plugins.rl.ppo import Args, run, train
 
 from conftest import tiny_config
 
@@ -100,7 +102,7 @@ def test_plugin_same_seed_same_policy(fitted):
 
 @pytest.mark.parametrize("option", ["step_size", "total_timesteps", "num_envs", "learning_rate"])
 def test_bad_options_name_the_option(option):
-    with pytest.raises(ValueError, match=f"--policy.{option.replace('_', '-')}"):
+    with pytest.raises(ConfigError, match=f"--policy.{option.replace('_', '-')}"):
         PPOPolicy(PPOPolicy.Config(**{option: 0}))
 
 

@@ -196,7 +196,7 @@ def write_tree(root: Path, t: dict) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mvtec_trees())
 def test_scan_mvtec_matches_the_generated_tree(t):
-    from benchbox_plugins.common.folders import scan_mvtec
+    from benchbox_plugins.datasets.base.folders import scan_mvtec
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

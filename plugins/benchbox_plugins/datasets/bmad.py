@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.common.folders import Layout, scan_bmad, subfolders
+from benchbox_plugins.datasets.base.folderdataset import FolderConfig, FolderDataset
+from benchbox_plugins.datasets.base.folders import Layout, scan_bmad, subfolders
 
 CATEGORIES = ("Brain", "Liver", "Retina_RESC", "Retina_OCT2017", "Chest", "Histopathology")
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from benchbox.errors import ConfigError, DataError
 from benchbox.interfaces import Dataset, Splits
-from benchbox_plugins.common.folders import resolve_root
-from benchbox_plugins.common.oneclass import OneClassConfig, one_class_splits
+from benchbox_plugins.datasets.base.folders import resolve_root
+from benchbox_plugins.datasets.base.oneclass import OneClassConfig, one_class_splits
 
 SIDE = 32
 RECORD = 1 + 3 * SIDE * SIDE  # 3,073 bytes: label, then the R, G and B planes

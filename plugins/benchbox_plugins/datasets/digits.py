@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchbox.interfaces import Dataset, Splits
-from benchbox_plugins.common.oneclass import OneClassConfig, one_class_splits
+from benchbox_plugins.datasets.base.oneclass import OneClassConfig, one_class_splits
 
 
 class Digits(Dataset):

@@ -21,9 +21,9 @@ import numpy as np
 
 from benchbox.errors import ConfigError, DataError
 from benchbox.interfaces import Dataset, Splits
-from benchbox_plugins.common.folders import resolve_root
-from benchbox_plugins.common.idx import find_idx_set, read_image_label_pair
-from benchbox_plugins.common.oneclass import OneClassConfig, one_class_splits
+from benchbox_plugins.datasets.base.folders import resolve_root
+from benchbox_plugins.datasets.base.idx import find_idx_set, read_image_label_pair
+from benchbox_plugins.datasets.base.oneclass import OneClassConfig, one_class_splits
 
 SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
 _SUBDIRS = (".", "gzip", "raw", "EMNIST/raw")

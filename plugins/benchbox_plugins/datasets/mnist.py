@@ -10,8 +10,8 @@ import numpy as np
 
 from benchbox.errors import DataError
 from benchbox.interfaces import Dataset, Splits
-from benchbox_plugins.common.idx import find_file, read_idx
-from benchbox_plugins.common.oneclass import OneClassConfig, one_class_splits
+from benchbox_plugins.datasets.base.idx import find_file, read_idx
+from benchbox_plugins.datasets.base.oneclass import OneClassConfig, one_class_splits
 
 _IDX = {
     "train_images": "train-images-idx3-ubyte",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.common.folders import Layout, mvtec_categories, scan_mvtec
+from benchbox_plugins.datasets.base.folderdataset import FolderConfig, FolderDataset
+from benchbox_plugins.datasets.base.folders import Layout, mvtec_categories, scan_mvtec
 
 CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
               "screw", "tile", "toothbrush", "transistor", "wood", "zipper")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchbox.errors import DataError
-from benchbox_plugins.common.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.common.folders import Layout, Sample
+from benchbox_plugins.datasets.base.folderdataset import FolderConfig, FolderDataset
+from benchbox_plugins.datasets.base.folders import Layout, Sample
 
 CATEGORIES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2",
               "pcb1", "pcb2", "pcb3", "pcb4", "pipe_fryum")

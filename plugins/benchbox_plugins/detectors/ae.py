@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchbox_plugins.common.recon_detector import ReconstructionDetector
+from benchbox_plugins.detectors.base.recon_detector import ReconstructionDetector
 from benchbox_plugins.generators.ae import AutoEncoder
 
 

@@ -2,7 +2,7 @@
 
 Each class below only declares its options (a typed ``Config``, which become ``--detector.*``
 options) and how to construct the anomalib module; training, scoring, channel/size handling,
-weights, device and console handling live in :mod:`benchbox_plugins.common.anomalib_adapter`.
+weights, device and console handling live in :mod:`benchbox_plugins.detectors.base.anomalib_adapter`.
 
 Backbone defaults are ``resnet18`` for every model (anomalib's paper defaults such as
 ``wide_resnet50_2`` can be chosen with ``--detector.backbone``) and images are resized to 64 px,
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 
 from benchbox.errors import ConfigError
-from benchbox_plugins.common.anomalib_adapter import AnomalibDetector, _hub_reachable
+from benchbox_plugins.detectors.base.anomalib_adapter import AnomalibDetector, _hub_reachable
 
 Layers = tuple[str, ...]
 

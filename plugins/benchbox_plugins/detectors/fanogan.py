@@ -18,7 +18,7 @@ import torch
 
 from benchbox.errors import ConfigError
 from benchbox.interfaces import Scores
-from benchbox_plugins.common.recon_detector import ReconstructionDetector
+from benchbox_plugins.detectors.base.recon_detector import ReconstructionDetector
 from benchbox_plugins.generators.dcgan import DCGAN
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchbox_plugins.common.conv_generator import ConvGenerator, ConvGeneratorConfig
-from benchbox_plugins.common.latent_heads import PlainHead
+from benchbox_plugins.generators.base.conv_generator import ConvGenerator, ConvGeneratorConfig
+from benchbox_plugins.generators.base.latent_heads import PlainHead
 
 
 class AutoEncoder(ConvGenerator):

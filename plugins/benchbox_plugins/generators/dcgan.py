@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchbox_plugins.common.gan import (GanBase, GanConfig, discriminator_loss, feature_matching_loss,
+from benchbox_plugins.generators.base.gan import (GanBase, GanConfig, discriminator_loss, feature_matching_loss,
                                          generator_loss)
 
 

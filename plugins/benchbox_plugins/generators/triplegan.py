@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from benchbox.interfaces import FitContext
 from benchbox.training import batched
-from benchbox_plugins.common.convnet import ConvEncoder
-from benchbox_plugins.common.gan import GanBase, GanConfig, feature_matching_loss
+from benchbox_plugins.generators.base.convnet import ConvEncoder
+from benchbox_plugins.generators.base.gan import GanBase, GanConfig, feature_matching_loss
 from benchbox_plugins.generators.dcgan import step
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from benchbox.training import batched
-from benchbox_plugins.common.conv_generator import ConvGenerator, ConvGeneratorConfig
-from benchbox_plugins.common.latent_heads import GaussianHead
+from benchbox_plugins.generators.base.conv_generator import ConvGenerator, ConvGeneratorConfig
+from benchbox_plugins.generators.base.latent_heads import GaussianHead
 
 
 @dataclass

@@ -41,7 +41,7 @@ from torch import nn
 from benchbox.errors import ConfigError, DataError, TrainingDiverged
 from benchbox.interfaces import FitContext, Generator
 from benchbox.training import batched, train_epochs
-from benchbox_plugins.common.convnet import ConvEncoder, check_square, stage_channels, stage_sizes
+from benchbox_plugins.generators.base.convnet import ConvEncoder, check_square, stage_channels, stage_sizes
 
 ARCHS = ("dcgan", "improved")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from benchbox.interfaces import FitContext, Generator
 from benchbox.training import batched, train_epochs
-from benchbox_plugins.common.convnet import check_square
+from benchbox_plugins.generators.base.convnet import check_square
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 
 from benchbox.interfaces import Detector, FitContext, Scores
-from benchbox_plugins.common.conv_generator import ConvGenerator
+from benchbox_plugins.generators.base.conv_generator import ConvGenerator
 
 
 class ReconstructionDetector(Detector):

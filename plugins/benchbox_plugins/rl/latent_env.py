@@ -12,8 +12,8 @@ Let ``Z`` (``M x d``) be the training latents, ``mu`` and ``sigma`` their per-di
   ``[(z_t - mu) / sigma,  (z_t - z0) / sigma,  t / H]``.
 * **Action** ``a`` in ``[-1, 1]^d`` (values outside are clipped). The latent moves by
   ``dz = s * sigma * a``: ``z_{t+1} = z_t + dz``.
-* **Reward** after every step, a weighted sum of named terms (weights in :class:`RewardConfig`),
-  each computed on ``z' = z_{t+1}``:
+* **Reward** after every step, a weighted sum of named terms, each computed on ``z' = z_{t+1}``.
+  The built-in terms (weights in :class:`RewardConfig`) are methods of :class:`LatentCore`:
 
   - ``realism = -log(1 + c(z') / c_ref)`` where ``c(z) = mean(((E(D(z)) - z) / sigma)^2)`` is the
     encoder--decoder consistency error and ``c_ref`` its mean over the training latents. Latents
@@ -29,8 +29,10 @@ Let ``Z`` (``M x d``) be the training latents, ``mu`` and ``sigma`` their per-di
     novelty without limit is penalised.
   - ``size = -mean(a^2)``, a penalty on the size of the step.
 
-  ``reward = w_realism * realism + w_novelty * novelty + w_size * size``. ``info`` carries every
-  term per environment (``info["realism"]`` ...).
+  ``reward = w_realism * realism + w_novelty * novelty + w_size * size (+ w * term for every term
+  added with LatentCore.add_term)``, summed in the order of ``core.terms``. ``info`` carries every
+  term per environment (``info["realism"]`` ...). A new term is any function
+  ``(z_new, action, z0) -> N`` values (see :data:`RewardTerm`), added before the env is stepped.
 * **Termination / truncation.** The episode *terminates* after exactly ``H`` steps: time ``t / H``
   is part of the state, so step ``H`` is a true terminal state (nothing is bootstrapped past it);
   there is no truncation. ``H = 1``, the default, makes PPO a contextual bandit: fast and low
@@ -49,8 +51,8 @@ environments); it returns torch tensors. :class:`LatentEnv` is the numpy single 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -58,11 +60,24 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from benchbox.interfaces import Generator
-
 BANDS = {"normal": (50.0, 90.0), "anomaly": (95.0, 99.5)}
 OBS_CLIP = 10.0
 _M31 = (1 << 31) - 1
+
+RewardTerm = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+"""A reward term: ``(z_new, action, z0) -> N`` values (higher is better) for ``N`` steps at once.
+``z_new`` is the latent after the step, ``action`` the clipped action in [-1, 1]^d, ``z0`` each
+episode's source latent (None where the caller has none, e.g. a direct ``core.reward`` call).
+A fitted policy keeps its core, and the grid's stage cache pickles it: a term must be a bound
+method or an instance of a module-level class with ``__call__`` (not a lambda or a closure)."""
+
+
+class Codec(Protocol):
+    """What the environment needs of a generator: latents to images and back (CPU tensors)."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -78,30 +93,6 @@ class RewardConfig:
     novelty_clip: float = 3.0
     step_size: float = 1.0
     episode_length: int = 1
-    terms: tuple[str, ...] = field(default=("realism", "novelty", "size"), init=False)
-
-
-@dataclass
-class LatentRewardOptions:
-    """The reward options every RL latent policy exposes (its ``Config`` derives from this)."""
-
-    role: Literal["normal", "anomaly"] = "normal"
-    """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
-    step_size: float = RewardConfig.step_size
-    """Largest |dz| per step, in units of the per-dimension std of the training latents."""
-    episode_length: int = RewardConfig.episode_length
-    """Steps per episode (1 = contextual bandit)."""
-    w_realism: float = RewardConfig.w_realism
-    """Weight of the encoder-decoder consistency term."""
-    w_novelty: float = RewardConfig.w_novelty
-    """Weight of the nearest-training-latent distance band term."""
-    w_size: float = RewardConfig.w_size
-    """Weight of the step-size penalty."""
-
-    def reward_config(self, step_scale: float = 1.0) -> RewardConfig:
-        """These options as the environment's RewardConfig (``step_size`` times ``step_scale``)."""
-        return RewardConfig(role=self.role, w_realism=self.w_realism, w_novelty=self.w_novelty, w_size=self.w_size,
-                            step_size=self.step_size * step_scale, episode_length=self.episode_length)
 
 
 def _hash_index(seed: torch.Tensor, counter: torch.Tensor, modulus: int) -> torch.Tensor:
@@ -116,7 +107,7 @@ def _hash_index(seed: torch.Tensor, counter: torch.Tensor, modulus: int) -> torc
 class LatentCore:
     """Batched reward and observation maths shared by the single and the vector environment."""
 
-    def __init__(self, generator: Generator, latents: torch.Tensor, config: RewardConfig | None = None,
+    def __init__(self, generator: Codec, latents: torch.Tensor, config: RewardConfig | None = None,
                  device: torch.device | str = "cpu", nn_chunk: int = 4096):
         self.cfg = cfg = config or RewardConfig()
         if cfg.step_size <= 0:
@@ -141,6 +132,16 @@ class LatentCore:
         q = torch.quantile(nn_train.cpu(), torch.tensor([lo / 100, hi / 100]))
         self.band = (float(q[0]), float(max(q[1], q[0] + 1e-6)))
         self.obs_dim = 2 * self.d + 1
+        self.terms: dict[str, tuple[float, RewardTerm]] = {
+            "realism": (cfg.w_realism, self.realism), "novelty": (cfg.w_novelty, self.novelty),
+            "size": (cfg.w_size, self.size)}
+        """Name -> (weight, term), in the order they are summed; :meth:`add_term` appends."""
+
+    def add_term(self, name: str, weight: float, term: RewardTerm) -> None:
+        """Add ``weight * term(z_new, action, z0)`` to the reward (logged as ``info[name]``)."""
+        if name in self.terms:
+            raise ValueError(f"latent env: reward term {name!r} exists already ({', '.join(self.terms)})")
+        self.terms[name] = (float(weight), term)
 
     # -- reward terms ------------------------------------------------------------------------
     @torch.no_grad()
@@ -164,15 +165,28 @@ class LatentCore:
         return torch.cat(out) / math.sqrt(self.d)
 
     @torch.no_grad()
-    def reward(self, z_new: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg = self.cfg
-        realism = -torch.log1p(self.consistency(z_new) / self.c_ref)
+    def realism(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
+        """Encoder-decoder consistency, ``-log(1 + c(z') / c_ref)``."""
+        return -torch.log1p(self.consistency(z_new) / self.c_ref)
+
+    @torch.no_grad()
+    def novelty(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
+        """Nearest-training-latent distance inside the band: in [0, 1] inside, negative outside."""
         lo, hi = self.band
         mid, half = (lo + hi) / 2, (hi - lo) / 2
-        novelty = (1 - ((self.nn_distance(z_new) - mid) / half) ** 2).clamp(min=-cfg.novelty_clip)
-        size = -(action**2).mean(1)
-        total = cfg.w_realism * realism + cfg.w_novelty * novelty + cfg.w_size * size
-        return total, {"realism": realism, "novelty": novelty, "size": size}
+        return (1 - ((self.nn_distance(z_new) - mid) / half) ** 2).clamp(min=-self.cfg.novelty_clip)
+
+    def size(self, z_new: torch.Tensor, action: torch.Tensor, z0: Any = None) -> torch.Tensor:
+        """Step-size penalty, ``-mean(a^2)``."""
+        return -(action**2).mean(1)
+
+    @torch.no_grad()
+    def reward(self, z_new: torch.Tensor, action: torch.Tensor,
+               z0: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted sum of :attr:`terms` and each term, one value per row of ``z_new``."""
+        values = {name: term(z_new, action, z0) for name, (_, term) in self.terms.items()}
+        total = sum(weight * values[name] for name, (weight, _) in self.terms.items())
+        return total, values
 
     # -- dynamics ----------------------------------------------------------------------------
     def source_index(self, seed: torch.Tensor, episode: torch.Tensor) -> torch.Tensor:
@@ -242,7 +256,7 @@ class LatentVectorEnv(VectorEnv):
         a = torch.as_tensor(actions, dtype=torch.float32, device=core.device).clamp(-1, 1)
         self.z = self.z + core.delta(a)
         self.t = self.t + 1
-        reward, terms = core.reward(self.z, a)
+        reward, terms = core.reward(self.z, a, self.z0)
         self.ret = self.ret + reward
         terminated = self.t >= core.cfg.episode_length
         truncated = torch.zeros_like(terminated)
@@ -295,7 +309,7 @@ class LatentEnv(gym.Env):
         a = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.core.device).reshape(1, -1).clamp(-1, 1)
         self.z = self.z + self.core.delta(a)
         self.t += 1
-        reward, terms = self.core.reward(self.z, a)
+        reward, terms = self.core.reward(self.z, a, self.z0)
         terminated = self.t >= self.core.cfg.episode_length
         if terminated:
             self._started = False

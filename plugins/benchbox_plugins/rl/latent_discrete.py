@@ -1,6 +1,6 @@
 """A discrete-action form of the latent environment: +/- one step along the top-K principal directions.
 
-The continuous latent MDP (:mod:`benchbox_plugins.common.latent_env`) moves ``z`` by
+The continuous latent MDP (:mod:`benchbox_plugins.rl.latent_env`) moves ``z`` by
 ``dz = step_size * sigma * a`` for an action ``a`` in ``[-1, 1]^d``. Here the action is an index
 ``j`` in ``[0, 2K)``: direction ``k = j // 2``, sign ``+`` for even ``j`` and ``-`` for odd ``j``,
 and the continuous action passed on is ``a = +/- u_k``, where ``u_1 .. u_K`` are the top-K
@@ -9,7 +9,7 @@ vectors of that centred matrix, orthonormal, ordered by explained variance, sign
 largest-magnitude component is positive). A unit vector has every component in ``[-1, 1]``, so
 the base environment never clips it: one step moves ``z`` by exactly ``step_size`` per-dimension
 stds along ``u_k`` (``||dz / sigma|| = step_size``). Observations, rewards, terminations and the
-autoreset are those of the wrapped :class:`~benchbox_plugins.common.latent_env.LatentVectorEnv`.
+autoreset are those of the wrapped :class:`~benchbox_plugins.rl.latent_env.LatentVectorEnv`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from benchbox_plugins.common.latent_env import LatentCore, LatentVectorEnv
+from benchbox_plugins.rl.latent_env import LatentCore, LatentVectorEnv
 
 
 def principal_directions(core: LatentCore, k: int) -> torch.Tensor:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbox_plugins.common.convnet import ConvDecoder, ConvEncoder
-from benchbox_plugins.common.memory import MemoryModule
+from benchbox_plugins.generators.base.convnet import ConvDecoder, ConvEncoder
+from benchbox_plugins.generators.base.memory import MemoryModule
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Shared blocks of the dataset plugins: folder layouts and readers, IDX files, the image cache, the one-class protocol."""

@@ -1,0 +1,1 @@
+"""Shared blocks of the detector plugins: the anomalib adapter and the reconstruction-error detector."""
