@@ -1,1 +1,0 @@
-"""Building blocks shared by several first-party plugins (never registered themselves)."""
