@@ -3,7 +3,7 @@
 Inception features describe natural photographs, not 28 px digits or a single texture; FID on
 them says little in-domain. benchbox therefore trains its own small extractor per dataset:
 
-* **what** -- the shared convolutional encoder (``ConvEncoder``, 16 base channels) of an
+* **what** -- the convolutional encoder (:mod:`benchbox.featurenet`, 16 base channels) of an
   autoencoder with a ``FEATURE_DIM``-dimensional bottleneck, trained with MSE for a fixed budget
   from a fixed seed; the bottleneck is the feature vector (FID on a domain autoencoder's codes).
   Images larger than ``MAX_SIZE`` px are downsampled first, so it stays cheap at any size.
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
+from .featurenet import FeatureNet
 from .interfaces import FitContext
 from .training import batched, train_epochs
 
@@ -66,9 +67,7 @@ def _inputs_hash(images: torch.Tensor) -> str:
 
 
 def _build(channels: int, size: int) -> nn.Module:
-    from benchbox_plugins.common.convnet import ConvAutoEncoder
-
-    return ConvAutoEncoder(channels, size, FEATURE_DIM, RECIPE["base"])
+    return FeatureNet(channels, size, FEATURE_DIM, RECIPE["base"])
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
