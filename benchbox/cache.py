@@ -57,7 +57,7 @@ from .io import atomic_write_bytes
 
 MAGIC = b"BBXSTAGE1\n"
 STAGE_NAMES = ("generator", "policy", "augment")
-_ALLOWED_PREFIXES = ("torch.", "benchbox.", "benchbox_plugins.")
+_ALLOWED_PREFIXES = ("torch.", "benchbox.")  # + the packages of the registered plugins (_plugin_prefixes)
 _ALLOWED_EXTRA = {"builtins.getattr"}
 
 
@@ -78,13 +78,10 @@ def stage_keys(spec: CellSpec, device_type: str) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def _plugin_prefixes() -> tuple[str, ...]:
-    """Top-level packages of every registered plugin (third-party plugins are allowed too)."""
+    """Top-level packages of every registered plugin, first- and third-party alike, from the entry points."""
     from . import registry
 
-    tops = set()
-    for p in registry.list_plugins():
-        tops.add(p.module.split(".")[0] + ".")
-    return tuple(sorted(tops))
+    return tuple(f"{package}." for package in registry.plugin_packages())
 
 
 class UnsafeArtifact(Exception):

@@ -26,13 +26,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import registry
-from .config import AugmentConfig, CellSpec, RunOptions
+from . import options, registry
+from .config import DEFAULT_PLUGINS, AugmentConfig, CellSpec, PluginChoice, RunOptions
 from .data_cli import cmd_data
 from .errors import BenchboxError, ConfigError
-
-DEFAULTS = {"dataset": "mnist", "generator": "ae", "policy": "ppo", "detector": "transformer"}
-_GROUP = {"dataset": "datasets", "generator": "generators", "policy": "policies", "detector": "detectors"}
 
 err_console = Console(stderr=True)
 DEBUG = False  # set by main() from --debug / BENCHBOX_DEBUG=1
@@ -53,18 +50,18 @@ options:
 
 
 def split_selectors(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Pull ``--dataset NAME`` / ``--dataset=NAME`` (and the other three) out of argv."""
-    chosen = dict(DEFAULTS)
+    """Pull ``--dataset NAME`` / ``--dataset=NAME`` (and the other three kinds) out of argv."""
+    chosen = dict(DEFAULT_PLUGINS)
     rest: list[str] = []
     it = iter(range(len(argv)))
     args = list(argv)
     for i in it:
         a = args[i]
         key, eq, value = a[2:].partition("=") if a.startswith("--") else ("", "", "")
-        if key in DEFAULTS:
+        if key in registry.KINDS:
             if not eq:
                 if i + 1 >= len(args) or args[i + 1].startswith("-"):
-                    raise ConfigError(f"--{key} needs a plugin name (benchbox list {_GROUP[key]})")
+                    raise ConfigError(f"--{key} needs a plugin name (benchbox list {registry.KINDS[key]})")
                 value = args[i + 1]
                 next(it)
             chosen[key] = value
@@ -74,16 +71,13 @@ def split_selectors(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def build_args_class(classes: dict[str, type]) -> type:
+    """The dataclass tyro parses: ``--KIND.*`` (each chosen plugin's Config), ``--augment.*`` and
+    the :class:`RunOptions` fields as top-level flags (``--seed``, ``--device``, ``--out``, ``--threads``)."""
     fields: list[tuple[str, Any, Any]] = [
         (key, cls.Config, dataclasses.field(default_factory=cls.Config)) for key, cls in classes.items()
     ]
-    fields += [
-        ("augment", AugmentConfig, dataclasses.field(default_factory=AugmentConfig)),
-        ("seed", int, dataclasses.field(default=0)),
-        ("device", Literal["auto", "cpu", "cuda"], dataclasses.field(default="auto")),
-        ("out", str, dataclasses.field(default="runs")),
-        ("threads", int, dataclasses.field(default=0)),
-    ]
+    fields.append(("augment", AugmentConfig, dataclasses.field(default_factory=AugmentConfig)))
+    fields += [(o.name, o.annotation, dataclasses.field(default=o.default)) for o in options.walk(RunOptions)]
     return dataclasses.make_dataclass("RunArgs", fields)
 
 
@@ -91,8 +85,8 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
     import tyro
 
     chosen, rest = split_selectors(argv)
-    classes = {key: registry.load(_GROUP[key], name) for key, name in chosen.items()}
-    names = {key: ", ".join(registry.names(_GROUP[key])) for key in chosen}
+    classes = {key: registry.load(registry.KINDS[key], name) for key, name in chosen.items()}
+    names = {key: ", ".join(registry.names(registry.KINDS[key])) for key in chosen}
     description = (
         "Run one benchmark cell.\n\nPlugins (choose with --dataset/--generator/--policy/--detector NAME; "
         "options below are those of the chosen plugins):\n"
@@ -112,14 +106,12 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
         raise ConfigError(diagnose_args(rest, args_cls, chosen) or _flatten_box(captured.getvalue())
                           or "invalid options (see benchbox run --help)") from None
     sys.stderr.write(captured.getvalue())  # anything tyro said on success (warnings) still shows
+    for key in [*chosen, "augment"]:  # per-field bounds (options.Check), named by their flag
+        options.check_config(getattr(args, key), f"--{key}.")
     return CellSpec(
-        **chosen,
-        dataset_config=args.dataset,
-        generator_config=args.generator,
-        policy_config=args.policy,
-        detector_config=args.detector,
+        {key: PluginChoice(name, getattr(args, key)) for key, name in chosen.items()},
         augment=args.augment,
-        run=RunOptions(seed=args.seed, device=args.device, out=args.out, threads=args.threads),
+        run=RunOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunOptions)}),
     )
 
 
@@ -130,22 +122,13 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
 _SWITCH_OFF = object()  # marks the --KIND.no-FLAG half of a bool switch
 
 
-def option_types(cls: type, prefix: str = "--") -> dict[str, Any]:
-    """Every CLI flag of a (nested) dataclass as tyro spells it, mapped to its type."""
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:
-        hints = {}
+def option_types(cls: type) -> dict[str, Any]:
+    """Every CLI flag of the run's args dataclass as tyro spells it, mapped to its type."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        tp = hints.get(f.name, f.type)
-        flag = prefix + f.name.replace("_", "-")
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            out.update(option_types(tp, flag + "."))
-        else:
-            out[flag] = tp
-            if tp is bool:
-                out[prefix + "no-" + f.name.replace("_", "-")] = _SWITCH_OFF
+    for o in options.walk(cls):
+        out[o.flag] = o.annotation
+        if o.negation:
+            out[o.negation] = _SWITCH_OFF
     return out
 
 
@@ -164,22 +147,6 @@ def _accepts(tp: Any, value: str) -> bool:
             return False
         return True
     return True  # str, paths and anything tyro knows better
-
-
-def _describe(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is type(None):
-        return "None"
-    if origin is Literal:
-        return "one of " + ", ".join(str(a) for a in args)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        return " or ".join(_describe(a) for a in args)
-    if origin in (tuple, list):
-        inner = args[0] if args else str
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"{len(args)} space-separated values ({', '.join(_describe(a) for a in args)})"
-        return f"one or more space-separated values, each {_describe(inner)}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "a switch"}.get(tp, registry.type_name(tp))
 
 
 def _values_needed(tp: Any) -> tuple[int | None, list[Any]]:
@@ -225,13 +192,13 @@ def diagnose_args(argv: Sequence[str], args_cls: type, chosen: dict[str, str]) -
                 values.append(args[j])
                 j += 1
         if not values:
-            return f"{flag} needs a value: {_describe(tp)}"
+            return f"{flag} needs a value: {options.describe(tp)}"
         if count is not None and count > 1 and len(values) != count:
-            return f"{flag} expects {_describe(tp)}, got {len(values)}: {' '.join(values)}"
+            return f"{flag} expects {options.describe(tp)}, got {len(values)}: {' '.join(values)}"
         for k, value in enumerate(values):
             each = types[k] if count is not None and count > 1 else types[0]
             if not _accepts(each, value):
-                return f"{flag} expects {_describe(tp)}, got {value!r}"
+                return f"{flag} expects {options.describe(tp)}, got {value!r}"
         i = j
     return None
 
@@ -358,7 +325,7 @@ def _list_verbose(group: str | None, check: bool) -> int:
     plugins = registry.list_plugins(group, check=True)
     console = Console(width=max(120, Console().width))
     for p in plugins:
-        kind = p.group[:-1] if p.group != "policies" else "policy"
+        kind = registry.KIND_OF[p.group]
         head = f"[bold]{p.name}[/] [dim]({kind}, {p.distribution} {p.version})[/]"
         if p.broken:
             console.print(f"{head}  [red]broken:[/] {escape(p.error or '')}", highlight=False, soft_wrap=True)
@@ -373,7 +340,7 @@ def _list_verbose(group: str | None, check: bool) -> int:
             table.add_column(col, style=style, overflow="fold")
         for o in options:
             doc = o.doc + (f" (off: {o.negation})" if o.negation else "")
-            table.add_row("    " + o.flag, escape(o.type), escape(o.default), escape(doc.strip()))
+            table.add_row("    " + o.flag, escape(o.type_name), escape(o.default_text), escape(doc.strip()))
         console.print(table)
     return 1 if check and any(p.broken for p in plugins) else 0
 

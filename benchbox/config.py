@@ -1,15 +1,28 @@
-"""Typed configuration: plugin ``Config`` dataclasses, the run config, and their stable hash."""
+"""Typed configuration: the run config, a cell's plugin choices, and their stable hash.
+
+A cell (:class:`CellSpec`) is one plugin of each kind in :data:`benchbox.registry.KINDS` --
+dataset, generator, policy, detector -- each a :class:`PluginChoice` (registered name + that
+plugin's ``Config``), plus the augmentation and run options. Plugin ``Config`` dataclasses are
+read, coerced and checked by :mod:`benchbox.options`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
+from . import registry
 from .errors import ConfigError
+from .options import build_config
+
+__all__ = ["AugmentConfig", "RunOptions", "PluginChoice", "CellSpec", "DEFAULT_PLUGINS", "build_config",
+           "config_hash", "to_dict"]
+
+DEFAULT_PLUGINS: dict[str, str] = dict(zip(registry.KINDS, ("mnist", "ae", "ppo", "transformer")))
+"""The default cell (``benchbox run`` with no selectors, ``make run``): kind -> plugin name."""
 
 
 @dataclass
@@ -36,78 +49,6 @@ class RunOptions:
     """CPU threads for torch (0 keeps torch's default)."""
 
 
-def build_config(cls: type, options: dict[str, Any], where: str) -> Any:
-    """Build a plugin ``Config`` from keyword options, rejecting unknown names and wrong types.
-
-    Option names may use dashes or underscores (``train-limit`` == ``train_limit``).
-    """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for raw, value in options.items():
-        name = raw.replace("-", "_")
-        if name not in fields:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; options: {', '.join(fields) or 'none'}"
-            raise ConfigError(f"{where} has no option {raw!r}{hint}")
-        kwargs[name] = _coerce(value, hints[name], f"{where} option {raw!r}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if origin is Literal:  # exact type too: True must not pass for Literal[1], nor 1.0 for Literal[1]
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
-        raise ConfigError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} expects a list, got {value!r}")
-        inner = args[0] if args else Any
-        return origin(_coerce(v, inner, where) for v in value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} expects true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} expects an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except OverflowError:
-                raise ConfigError(f"{where} expects a number within float range, got {value!r}") from None
-        raise ConfigError(f"{where} expects a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where} expects a string, got {value!r}")
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return build_config(tp, value, where)
-    if isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise ConfigError(f"{where}: cannot use {value!r} as {getattr(tp, '__name__', tp)}")
-
-
 def to_dict(cfg: Any) -> Any:
     return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
 
@@ -119,27 +60,63 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 @dataclass
-class CellSpec:
-    """A fully resolved benchmark cell: the four plugin choices with their configs."""
+class PluginChoice:
+    """One plugin of a cell: its registered name and its ``Config`` instance."""
 
-    dataset: str = "mnist"
-    generator: str = "ae"
-    policy: str = "random"
-    detector: str = "transformer"
-    dataset_config: Any = None
-    generator_config: Any = None
-    policy_config: Any = None
-    detector_config: Any = None
+    name: str
+    config: Any
+
+    @classmethod
+    def of(cls, kind: str, choice: Union[str, tuple[str, Any], "PluginChoice"]) -> "PluginChoice":
+        """From a name (the plugin's default Config), ``(name, Config or dict of options)`` or a choice."""
+        if isinstance(choice, PluginChoice):
+            return choice
+        name, config = (choice, None) if isinstance(choice, str) else choice
+        plugin_config = registry.load(registry.KINDS[kind], name).Config
+        if config is None or isinstance(config, dict):
+            config = build_config(plugin_config, config or {}, f"{kind} {name!r}")
+        return cls(name, config)
+
+
+@dataclass
+class CellSpec:
+    """A fully resolved benchmark cell: one plugin per kind (``plugins[kind]``), augment and run options.
+
+    ``CellSpec.of(dataset="digits", generator=("ae", {"epochs": 2}))`` fills unnamed kinds from
+    :data:`DEFAULT_PLUGINS`; ``spec["policy"].name`` / ``spec["policy"].config`` read a choice.
+    """
+
+    plugins: dict[str, PluginChoice]
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     run: RunOptions = field(default_factory=RunOptions)
 
+    def __post_init__(self) -> None:
+        if set(self.plugins) != set(registry.KINDS):
+            raise ConfigError(f"a cell needs exactly one plugin of each kind ({', '.join(registry.KINDS)}), "
+                              f"got {', '.join(self.plugins) or 'none'}")
+        self.plugins = {kind: self.plugins[kind] for kind in registry.KINDS}  # data-flow order
+
+    @classmethod
+    def of(cls, augment: AugmentConfig | None = None, run: RunOptions | None = None,
+           **choices: Union[str, tuple[str, Any], PluginChoice]) -> "CellSpec":
+        unknown = set(choices) - set(registry.KINDS)
+        if unknown:
+            raise ConfigError(f"unknown plugin kind(s) {', '.join(sorted(unknown))}; use {', '.join(registry.KINDS)}")
+        plugins = {kind: PluginChoice.of(kind, choices.get(kind, DEFAULT_PLUGINS[kind])) for kind in registry.KINDS}
+        return cls(plugins, augment or AugmentConfig(), run or RunOptions())
+
+    def __getitem__(self, kind: str) -> PluginChoice:
+        return self.plugins[kind]
+
+    @property
+    def names(self) -> dict[str, str]:
+        """kind -> plugin name."""
+        return {kind: choice.name for kind, choice in self.plugins.items()}
+
     def resolved(self) -> dict[str, Any]:
-        """The full resolved config as stored in result.json."""
+        """The full resolved config as stored in result.json (its hash keys the results rows)."""
         return {
-            "dataset": {"name": self.dataset, **to_dict(self.dataset_config)},
-            "generator": {"name": self.generator, **to_dict(self.generator_config)},
-            "policy": {"name": self.policy, **to_dict(self.policy_config)},
-            "detector": {"name": self.detector, **to_dict(self.detector_config)},
+            **{kind: {"name": c.name, **to_dict(c.config)} for kind, c in self.plugins.items()},
             "augment": to_dict(self.augment),
             "seed": self.run.seed,
             "device": self.run.device,

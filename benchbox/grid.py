@@ -1,195 +1,34 @@
-"""``benchbox grid``: every combination of datasets x generators x policies x detectors x seeds.
+"""``benchbox grid``: run every cell of a grid spec, resumably; the command line.
 
-Spec (TOML, e.g. ``benchmarks/default_grid.toml``); every axis entry is a plugin name or a table
-``{name = "...", option = value, ...}`` with options for that entry only::
-
-    [grid]
-    datasets   = ["digits", {name = "mnist", normal_class = 0}]
-    generators = ["ae", "vae"]
-    policies   = ["none", "random"]
-    detectors  = ["transformer"]
-    seeds      = [0, 1, 2]
-    device     = "cpu"          # run options: device, threads
-    threads    = 1
-
-    [augment]                   # AugmentConfig
-    ratio = 1.0
-
-    [options.generator]         # applied to every chosen generator whose Config has the field
-    epochs = 2
-
-    [options.detector.transformer]   # options of one plugin
-    dim = 32
-
-The same axes are CLI flags (``--datasets digits,mnist --seeds 0,1 --set generator.epochs=2``),
-which replace the spec's. Results: one JSON line per cell appended to ``--results`` (default
-``results.jsonl`` beside the spec's name under ``grid-results/``), under an ``fcntl`` lock with
-``O_APPEND`` + fsync, so several workers or grids lose no rows. A rerun skips every cell whose
-row (keyed by the cell's config hash) is present; a torn last line (a killed writer) is ignored
-and reported. Failed cells get a ``failed`` row with their error; the exit code is then 1.
+The spec (TOML or flags) and its expansion into cells are :mod:`benchbox.gridspec`; the same axes
+are CLI flags (``--datasets digits,mnist --seeds 0,1 --set generator.epochs=2``), which replace the
+spec's. Results: one JSON line per cell appended to ``--results`` (default ``results.jsonl`` beside
+the spec's name under ``grid-results/``) through :mod:`benchbox.results` (locked, fsynced), so
+several workers or grids lose no rows. A rerun skips every cell whose row (keyed by the cell's
+config hash) is present; a torn last line (a killed writer) is ignored and reported. Failed cells
+get a ``failed`` row with their error; the exit code is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
-import itertools
-import json
-import os
 import time
+
 try:
     import tomllib
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import registry
-from .config import AugmentConfig, CellSpec, RunOptions, build_config
+from .config import CellSpec
 from .errors import ConfigError
+from .gridspec import GridSpec
+from .results import append_row, latest_rows, read_rows
 
-AXES = {"datasets": "dataset", "generators": "generator", "policies": "policy", "detectors": "detector"}
-
-
-# --------------------------------------------------------------------------------------------
-# Spec
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class GridSpec:
-    datasets: list[Any] = field(default_factory=lambda: ["digits"])
-    generators: list[Any] = field(default_factory=lambda: ["ae"])
-    policies: list[Any] = field(default_factory=lambda: ["none", "random"])
-    detectors: list[Any] = field(default_factory=lambda: ["transformer"])
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    device: str = "auto"
-    threads: int = 0
-    augment: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # "generator" -> {opt or plugin: ...}
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "GridSpec":
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"grid spec {path} not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"grid spec {path}: {exc}") from None
-        unknown = set(data) - {"grid", "augment", "options"}
-        if unknown:
-            raise ConfigError(f"grid spec {path}: unknown table(s) {', '.join(sorted(unknown))}; use grid, augment, options")
-        grid = dict(data.get("grid", {}))
-        names = {f.name for f in fields(cls)} - {"augment", "options"}
-        bad = set(grid) - names
-        if bad:
-            raise ConfigError(f"grid spec {path}: unknown key(s) {', '.join(sorted(bad))} in [grid]; keys: {', '.join(sorted(names))}")
-        opts = data.get("options", {})
-        bad = set(opts) - set(AXES.values())
-        if bad:
-            raise ConfigError(f"grid spec {path}: unknown [options.{sorted(bad)[0]}]; use dataset, generator, policy, detector")
-        return cls(**grid, augment=dict(data.get("augment", {})), options=opts)
-
-    def cells(self, out: str = "runs") -> list[CellSpec]:
-        """All cells, in an order that keeps cells sharing a generator (then a policy) together."""
-        axes = {axis: [_entry(e, axis) for e in getattr(self, axis)] for axis in AXES}
-        for axis, entries in axes.items():
-            if not entries:
-                raise ConfigError(f"grid axis {axis} is empty")
-        if not self.seeds:
-            raise ConfigError("grid axis seeds is empty")
-        for axis, key in AXES.items():  # a common option no chosen plugin has is a typo
-            common = {k: v for k, v in self.options.get(key, {}).items() if not isinstance(v, dict)}
-            for opt in common:
-                if not any(_has_option(registry.load(axis, n), opt) for n, _ in axes[axis]):
-                    raise ConfigError(f"[options.{key}] {opt!r}: no chosen {key} has this option")
-        for axis, key in AXES.items():  # per-plugin tables: a registered plugin and its real options, even
-            for plugin, table in self.options.get(key, {}).items():  # when not chosen (a typo must not be ignored)
-                if isinstance(table, dict):
-                    build_config(registry.load(axis, plugin).Config, table, f"[options.{key}.{plugin}]")
-        augment = build_config(AugmentConfig, self.augment, "[augment]")
-        out_cells = []
-        for (ds, g, s, p, d) in itertools.product(axes["datasets"], axes["generators"], self.seeds,
-                                                  axes["policies"], axes["detectors"]):
-            configs = {}
-            for (name, own), axis in zip((ds, g, p, d), ("datasets", "generators", "policies", "detectors")):
-                key = AXES[axis]
-                cls = registry.load(axis, name)
-                opts = {k: v for k, v in self.options.get(key, {}).items()
-                        if not isinstance(v, dict) and _has_option(cls, k)}
-                opts.update(self.options.get(key, {}).get(name, {}) if isinstance(self.options.get(key, {}).get(name), dict) else {})
-                opts.update(own)
-                configs[key] = build_config(cls.Config, opts, f"{key} {name!r}")
-            out_cells.append(CellSpec(
-                dataset=ds[0], generator=g[0], policy=p[0], detector=d[0],
-                dataset_config=configs["dataset"], generator_config=configs["generator"],
-                policy_config=configs["policy"], detector_config=configs["detector"],
-                augment=augment,
-                run=RunOptions(seed=int(s), device=self.device, out=out, threads=self.threads),  # type: ignore[arg-type]
-            ))
-        return out_cells
-
-
-def _has_option(cls: type, opt: str) -> bool:
-    return opt.replace("-", "_") in {f.name for f in fields(cls.Config)}
-
-
-def _entry(e: Any, axis: str) -> tuple[str, dict[str, Any]]:
-    if isinstance(e, str):
-        return e, {}
-    if isinstance(e, dict) and isinstance(e.get("name"), str):
-        return e["name"], {k: v for k, v in e.items() if k != "name"}
-    raise ConfigError(f"grid axis {axis}: entries are names or tables with a name, got {e!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# Results file (JSON Lines)
-# --------------------------------------------------------------------------------------------
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line atomically: O_APPEND, one write, fsync, under an exclusive flock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(row, default=str, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size:  # a writer killed mid-line left a torn tail: start a fresh line
-            with open(path, "rb") as fh:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    line = b"\n" + line
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def read_rows(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
-    """All parseable rows and the number of torn/unparseable lines that were ignored."""
-    rows, bad = [], 0
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return [], 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or "config_hash" not in row:
-                raise ValueError
-            rows.append(row)
-        except ValueError:
-            bad += 1
-    return rows, bad
-
-
-def latest_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The last row of each cell (config hash): a retried failure is superseded by its rerun."""
-    return {r["config_hash"]: r for r in rows}
+__all__ = ["GridSpec", "GridOutcome", "run_grid", "parser", "build_spec", "cmd_grid"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,9 +81,8 @@ def run_grid(cells: list[CellSpec], results: Path, cache_root: str | None, backe
             out.ok += 1
         else:
             out.failed += 1
-            c = row["config"]
-            out.failures.append(f"{c['dataset']['name']}/{c['generator']['name']}/{c['policy']['name']}/"
-                                f"{c['detector']['name']} seed {row['seed']}: {row.get('error')}")
+            names = "/".join(row["config"][kind]["name"] for kind in registry.KINDS)
+            out.failures.append(f"{names} seed {row['seed']}: {row.get('error')}")
         cache = row.get("cache", {})
         out.stage_hits += sum(1 for v in cache.values() if v.get("status") == "hit")
         if row.get("status") == "ok" and cache.get("generator", {}).get("status") != "hit":
@@ -313,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchbox grid", description="Run every cell of a grid; rerun to resume.",
                                 allow_abbrev=False)
     p.add_argument("spec", nargs="?", help="grid spec (TOML), e.g. benchmarks/default_grid.toml")
-    for axis in AXES:
+    for axis in registry.GROUPS:
         p.add_argument(f"--{axis}", type=_csv, help=f"comma-separated {axis} (replaces the spec's)")
     p.add_argument("--seeds", type=_int_csv, help="comma-separated seeds")
     p.add_argument("--set", action="append", default=[], metavar="KIND[.PLUGIN].OPT=VALUE",
@@ -338,7 +176,7 @@ def parser() -> argparse.ArgumentParser:
 
 def build_spec(args: argparse.Namespace) -> GridSpec:
     spec = GridSpec.from_toml(args.spec) if args.spec else GridSpec()
-    for axis in AXES:
+    for axis in registry.GROUPS:
         if getattr(args, axis):
             setattr(spec, axis, getattr(args, axis))
     if args.seeds:
@@ -352,9 +190,9 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     for item in args.set:
         lhs, eq, value = item.partition("=")
         parts = lhs.split(".")
-        if not eq or len(parts) not in (2, 3) or parts[0] not in AXES.values():
+        if not eq or len(parts) not in (2, 3) or parts[0] not in registry.KINDS:
             raise ConfigError(f"--set {item!r}: expected KIND.OPT=VALUE or KIND.PLUGIN.OPT=VALUE, KIND one of "
-                              f"{', '.join(AXES.values())}")
+                              f"{', '.join(registry.KINDS)}")
         table = spec.options.setdefault(parts[0], {})
         if len(parts) == 3:
             table = table.setdefault(parts[1], {})
@@ -383,7 +221,7 @@ def cmd_grid(argv: Sequence[str]) -> int:
         cache = StageCache(cache_root) if cache_root else None
         device_type = resolve_device(spec.device).type if spec.device != "auto" else "auto"
         table = Table(title=f"{len(cells)} cells -> {results}")
-        for col in ("dataset", "generator", "policy", "detector", "seed", "hash", "result", "cached stages"):
+        for col in (*registry.KINDS, "seed", "hash", "result", "cached stages"):
             table.add_column(col)
         for c in cells:
             row = done.get(c.hash())
@@ -394,7 +232,7 @@ def cmd_grid(argv: Sequence[str]) -> int:
                 staged = ", ".join(s for s in keys if cache.exists(s, keys[s])) or "-"
             else:
                 staged = "(cache off)"
-            table.add_row(c.dataset, c.generator, c.policy, c.detector, str(c.run.seed), c.hash()[:8],
+            table.add_row(*c.names.values(), str(c.run.seed), c.hash()[:8],
                           row["status"] if row else "todo", staged)
         Console(width=max(140, console.width)).print(table)
         return 0

@@ -30,6 +30,8 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
+from . import registry
+
 # --------------------------------------------------------------------------------------------
 # Data containers
 # --------------------------------------------------------------------------------------------
@@ -218,9 +220,5 @@ class Detector(Plugin):
     def score(self, images: torch.Tensor) -> Scores: ...
 
 
-GROUPS: dict[str, type[Plugin]] = {
-    "datasets": Dataset,
-    "generators": Generator,
-    "policies": LatentPolicy,
-    "detectors": Detector,
-}
+GROUPS: dict[str, type[Plugin]] = dict(zip(registry.GROUPS, (Dataset, Generator, LatentPolicy, Detector)))
+"""Entry-point group -> the interface its plugins derive from (groups in :data:`benchbox.registry.GROUPS` order)."""

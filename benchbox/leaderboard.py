@@ -330,7 +330,7 @@ def write_all(table: pd.DataFrame, out: Path, title: str = "benchbox leaderboard
 def cmd_leaderboard(argv: Sequence[str]) -> int:
     from rich.console import Console
 
-    from .grid import latest_rows, read_rows
+    from .results import latest_rows, read_rows
 
     p = argparse.ArgumentParser(prog="benchbox leaderboard", description="Leaderboard tables from grid results.")
     p.add_argument("results", nargs="+", help="results file(s) (JSON Lines) written by benchbox grid")

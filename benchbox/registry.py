@@ -16,7 +16,6 @@ plugin keeps working.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import difflib
 import fnmatch
 import importlib
@@ -26,9 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PluginLoadError, UnknownPluginError
+from .options import Option, build_config, walk
 
-GROUPS = ("datasets", "generators", "policies", "detectors")
-_SINGULAR = {"datasets": "dataset", "generators": "generator", "policies": "policy", "detectors": "detector"}
+KINDS: dict[str, str] = {"dataset": "datasets", "generator": "generators", "policy": "policies", "detector": "detectors"}
+"""The four plugin groups -- the one place that names them, in data-flow order. A *kind* (key) is
+how a cell, the CLI and a grid's ``[options.KIND]`` name one plugin (``--policy ppo``,
+``--policy.sigma``); its *group* (value) is the entry-point group ``benchbox.GROUP``, a grid axis
+and ``benchbox list GROUP``."""
+GROUPS = tuple(KINDS.values())
+KIND_OF = {group: kind for kind, group in KINDS.items()}
 _loaded: dict[tuple[str, str], type] = {}
 
 
@@ -57,12 +62,12 @@ class PluginInfo:
 
 def normalize_group(group: str) -> str:
     g = group.removeprefix("benchbox.")
-    for full, single in _SINGULAR.items():
-        if g in (full, single):
-            return full
-    close = difflib.get_close_matches(g, [*GROUPS, *_SINGULAR.values()], n=1, cutoff=0.6)
-    plural = {single: full for full, single in _SINGULAR.items()}
-    hint = f"; did you mean {plural.get(close[0], close[0])}?" if close else ""
+    if g in KINDS:
+        return KINDS[g]
+    if g in GROUPS:
+        return g
+    close = difflib.get_close_matches(g, [*GROUPS, *KINDS], n=1, cutoff=0.6)
+    hint = f"; did you mean {KINDS.get(close[0], close[0])}?" if close else ""
     raise UnknownPluginError(f"unknown plugin group {group!r}; expected one of: {', '.join(GROUPS)}{hint}")
 
 
@@ -173,7 +178,7 @@ def unknown(group: str, name: str) -> UnknownPluginError:
     valid = names(group)
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
     hint = f"did you mean: {', '.join(close)}?" if close else f"valid names: {', '.join(valid) or '(none installed)'}"
-    return UnknownPluginError(f"unknown {_SINGULAR[group]} {name!r} in group benchbox.{group}; {hint}")
+    return UnknownPluginError(f"unknown {KIND_OF[group]} {name!r} in group benchbox.{group}; {hint}")
 
 
 def load(group: str, name: str) -> type:
@@ -190,12 +195,12 @@ def load(group: str, name: str) -> type:
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PluginLoadError(
-            f"{_SINGULAR[g]} plugin {name!r} ({pi.value}, from {pi.distribution}) is broken: "
+            f"{KIND_OF[g]} plugin {name!r} ({pi.value}, from {pi.distribution}) is broken: "
             f"{type(exc).__name__}: {msg}"
         ) from exc
     if not isinstance(obj, type) or not hasattr(obj, "Config"):
         raise PluginLoadError(
-            f"{_SINGULAR[g]} plugin {name!r} ({pi.value}) is not a plugin class with a Config dataclass"
+            f"{KIND_OF[g]} plugin {name!r} ({pi.value}) is not a plugin class with a Config dataclass"
         )
     _loaded[key] = obj
     return obj
@@ -205,9 +210,7 @@ def create(group: str, name: str, config: Any | None = None, **options: Any) -> 
     """``create("detectors", "transformer", epochs=3)`` -- timm's ``create_model`` for plugins."""
     cls = load(group, name)
     if config is None:
-        from .config import build_config
-
-        config = build_config(cls.Config, options, where=f"{_SINGULAR[normalize_group(group)]} {name!r}")
+        config = build_config(cls.Config, options, where=f"{KIND_OF[normalize_group(group)]} {name!r}")
     elif options:
         raise TypeError("pass either a config object or keyword options, not both")
     return cls(config)
@@ -229,100 +232,15 @@ def create_detector(name: str, **options: Any) -> Any:
     return create("detectors", name, **options)
 
 
-@dataclass(frozen=True)
-class OptionInfo:
-    """One option of a plugin's Config as the CLI shows it."""
-
-    flag: str  # "--detector.epochs"
-    field: str  # "epochs" (nested dataclasses: "sub.field")
-    type: str  # "int", "{a,b}", "float | None", ...
-    default: str  # repr of the default
-    doc: str = ""  # the field's docstring (string literal under the field), first paragraph
-    negation: str = ""  # a bool switch's off flag: "--detector.no-pretrained"
+def config_options(cls: type, kind: str) -> list[Option]:
+    """The CLI options of a plugin class (``kind``: dataset, generator, policy, detector): flags
+    ``--KIND.OPTION``, types, defaults and field docs, from :func:`benchbox.options.walk`."""
+    return walk(cls.Config, f"--{kind}.")
 
 
-def config_options(cls: type, kind: str) -> list[OptionInfo]:
-    """The CLI options of a plugin class (``kind``: dataset, generator, policy, detector).
-
-    Types and defaults come from the ``Config`` dataclass; descriptions from the string literal
-    under each field, read from the source with ast (inherited fields from their own class).
-    """
-    return _options(cls.Config, f"--{kind}.", "")
-
-
-def _options(dc: type, prefix: str, path: str) -> list[OptionInfo]:
-    import typing
-
-    try:
-        hints = typing.get_type_hints(dc)
-    except Exception:  # an annotation that does not resolve: show it as written
-        hints = {}
-    docs = field_docs(dc)
-    out: list[OptionInfo] = []
-    for f in dataclasses.fields(dc):
-        tp = hints.get(f.name, f.type)
-        flag = prefix + f.name.replace("_", "-")
-        if f.default is not dataclasses.MISSING:
-            default: Any = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            try:
-                default = f.default_factory()
-            except Exception:
-                default = "?"
-        else:
-            default = dataclasses.MISSING
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            out += _options(tp, flag + ".", f"{path}{f.name}.")
-            continue
-        negation = f"{prefix}no-{f.name.replace('_', '-')}" if tp is bool else ""
-        out.append(OptionInfo(flag, path + f.name, type_name(tp),
-                              "(required)" if default is dataclasses.MISSING else repr(default),
-                              docs.get(f.name, ""), negation))
-    return out
-
-
-def type_name(tp: Any) -> str:
-    """A short readable name of a type annotation: int, {a,b}, float | None, tuple[str, ...]."""
-    import typing
-
-    if isinstance(tp, str):
-        return tp
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return "{" + ",".join(str(a) for a in args) + "}"
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        return " | ".join("None" if a is type(None) else type_name(a) for a in args)
-    if origin is not None:
-        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
-        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
-    if tp is type(None):
-        return "None"
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
-def field_docs(dc: type) -> dict[str, str]:
-    """Field name -> the string literal written right under the field, through the class's bases."""
-    import inspect
-    import textwrap
-
-    docs: dict[str, str] = {}
-    for klass in reversed(dc.__mro__):
-        if klass is object or not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError, IndentationError):
-            continue  # no source (made at run time, compiled): no descriptions
-        node = next((n for n in tree.body if isinstance(n, ast.ClassDef)), None)
-        if node is None:
-            continue
-        for stmt, nxt in zip(node.body, node.body[1:]):
-            if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                    and isinstance(nxt.value.value, str)):
-                text = inspect.cleandoc(nxt.value.value).split("\n\n")[0]
-                docs[stmt.target.id] = " ".join(text.split())
-    return docs
+def plugin_packages() -> tuple[str, ...]:
+    """Top-level packages of every registered plugin, from the entry points (nothing imported)."""
+    return tuple(sorted({ep.value.partition(":")[0].split(".")[0] for g in GROUPS for ep, _, _ in _entry_points(g)}))
 
 
 def clear_cache() -> None:

@@ -111,7 +111,7 @@ def _generation_quality(real: torch.Tensor, generated: torch.Tensor, device: tor
 
 def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{spec.dataset}-{spec.generator}-{spec.policy}-{spec.detector}-s{spec.run.seed}-{spec.hash()[:6]}"
+    base = f"{stamp}-{'-'.join(spec.names.values())}-s{spec.run.seed}-{spec.hash()[:6]}"
     run_id, k = base, 1
     while (out / run_id).exists():
         k += 1
@@ -144,10 +144,8 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress, curves=curves[key])
 
     with _stage("load data", reporter, timer):
-        dataset = registry.create("datasets", spec.dataset, spec.dataset_config)
-        generator = registry.create("generators", spec.generator, spec.generator_config)
-        policy = registry.create("policies", spec.policy, spec.policy_config)
-        detector = registry.create("detectors", spec.detector, spec.detector_config)
+        dataset, generator, policy, detector = (registry.create(registry.KINDS[kind], c.name, c.config)
+                                                for kind, c in spec.plugins.items())
         splits = dataset.load(seed)
         reporter.update("load data", 1, 1)
 
@@ -174,7 +172,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
     with _stage("fit policy", reporter, timer):
         latents = generator.encode(splits.train)
         if not bool(torch.isfinite(latents).all()):  # a generator whose own loop has no NaN guard
-            raise TrainingDiverged(f"generator {spec.generator!r} encodes the training images to non-finite latents: "
+            raise TrainingDiverged(f"generator {spec['generator'].name!r} encodes the training images to non-finite latents: "
                                    "its training diverged")
         policy = cached_stage("policy", fit_policy)
 
@@ -221,8 +219,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         "versions": package_versions(),
         "plugins": {
             g: {"name": n, "distribution": registry.info(g, n).distribution, "version": registry.info(g, n).version}
-            for g, n in (("datasets", spec.dataset), ("generators", spec.generator),
-                         ("policies", spec.policy), ("detectors", spec.detector))
+            for g, n in zip(registry.GROUPS, spec.names.values())
         },
         "data": {"name": splits.name, "category": splits.category, "image_shape": list(splits.image_shape),
                  "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),

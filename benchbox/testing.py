@@ -70,7 +70,6 @@ __all__ = [
 CLEAR_ERRORS = (ValueError, RuntimeError, TypeError, BenchboxError)
 """Exception types a plugin may raise for bad input (with a message saying what is wrong)."""
 
-_KIND = {"datasets": "dataset", "generators": "generator", "policies": "policy", "detectors": "detector"}
 _checked_classes: set[tuple[str, type]] = set()
 
 
@@ -200,7 +199,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _resolve(group: str, plugin: Any, config: Any) -> _Subject:
-    kind = _KIND[group]
+    kind = registry.KIND_OF[group]
     name = None
     if isinstance(plugin, str):
         name = plugin
@@ -222,7 +221,7 @@ def _resolve(group: str, plugin: Any, config: Any) -> _Subject:
     if config is None:
         config = cls.Config()
     elif isinstance(config, dict):
-        from .config import build_config
+        from .options import build_config
 
         config = build_config(cls.Config, config, where=label)
     elif not isinstance(config, cls.Config):
@@ -244,7 +243,7 @@ def _check_class(s: _Subject) -> None:
     for f in dataclasses.fields(cfg):
         s.require(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
                   f"Config field {f.name!r} has no default",
-                  f"every option needs one (it becomes --{_KIND[s.group]}.{f.name.replace('_', '-')})")
+                  f"every option needs one (it becomes --{registry.KIND_OF[s.group]}.{f.name.replace('_', '-')})")
     desc = getattr(cls, "description", "") or (cls.__doc__ or "").strip()
     s.require(desc, "has no description", "give the class a docstring; its first line is what `benchbox list` shows")
     _check_cli_roundtrip(s, cfg)
@@ -257,7 +256,7 @@ def _check_cli_roundtrip(s: _Subject, cfg: type) -> None:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            parsed = tyro.cli(cfg, args=[], prog=f"benchbox run --{_KIND[s.group]}")
+            parsed = tyro.cli(cfg, args=[], prog=f"benchbox run --{registry.KIND_OF[s.group]}")
     except SystemExit:
         s.fail("Config cannot be turned into CLI options", " ".join(err.getvalue().split())[:300])
     except Exception as exc:
@@ -269,7 +268,7 @@ def _check_cli_roundtrip(s: _Subject, cfg: type) -> None:
 
 def _data_subject(s: _Subject) -> _Subject:
     """For complaints about the data a caller passed to a check (not the plugin's fault)."""
-    return _Subject(s.group, s.cls, s.config, f"check_{_KIND[s.group]}'s data for {s.label}")
+    return _Subject(s.group, s.cls, s.config, f"check_{registry.KIND_OF[s.group]}'s data for {s.label}")
 
 
 def _devices(devices: Iterable[str | torch.device] | None) -> list[torch.device]:

@@ -36,12 +36,8 @@ def knn_auroc(normal_class: int, seed: int) -> float:
 
 
 def cell(normal_class: int, policy: str, seed: int, device: str) -> dict:
-    spec = CellSpec(
-        dataset="mnist", generator="ae", policy=policy, detector="transformer",
-        dataset_config=registry.load("datasets", "mnist").Config(normal_class=normal_class),
-        generator_config=registry.load("generators", "ae").Config(),
-        policy_config=registry.load("policies", policy).Config(),
-        detector_config=registry.load("detectors", "transformer").Config(),
+    spec = CellSpec.of(
+        dataset=("mnist", {"normal_class": normal_class}), generator="ae", policy=policy, detector="transformer",
         augment=AugmentConfig(), run=RunOptions(seed=seed, device=device),
     )
     r = run_cell(spec, write=False)

@@ -18,7 +18,6 @@ import json
 import statistics
 from pathlib import Path
 
-from benchbox import registry
 from benchbox.config import AugmentConfig, CellSpec, RunOptions
 from benchbox.runner import run_cell
 
@@ -29,12 +28,9 @@ POLICIES = ("none", "random", "ppo")
 def cell(train_limit: int, policy: str, seed: int, fast: bool) -> dict:
     gen_opts = {"epochs": 15} if fast else {}
     det_opts = {"epochs": 20} if fast else {}
-    spec = CellSpec(
-        dataset="mnist", generator="ae", policy=policy, detector="transformer",
-        dataset_config=registry.load("datasets", "mnist").Config(train_limit=train_limit),
-        generator_config=registry.load("generators", "ae").Config(**gen_opts),
-        policy_config=registry.load("policies", policy).Config(),
-        detector_config=registry.load("detectors", "transformer").Config(**det_opts),
+    spec = CellSpec.of(
+        dataset=("mnist", {"train_limit": train_limit}), generator=("ae", gen_opts), policy=policy,
+        detector=("transformer", det_opts),
         augment=AugmentConfig(), run=RunOptions(seed=seed, device="cpu", threads=1),
     )
     r = run_cell(spec, write=False)

@@ -16,12 +16,11 @@ from conftest import tiny_config
 
 
 def spec(tmp_path, generator="ae", policy="random", detector="ae", seed=0, ratio=0.5):
-    return CellSpec(
-        dataset="digits", generator=generator, policy=policy, detector=detector,
-        dataset_config=registry.load("datasets", "digits").Config(),
-        generator_config=tiny_config(registry.load("generators", generator), epochs=1),
-        policy_config=tiny_config(registry.load("policies", policy)),
-        detector_config=tiny_config(registry.load("detectors", detector), epochs=1),
+    return CellSpec.of(
+        dataset="digits",
+        generator=(generator, tiny_config(registry.load("generators", generator), epochs=1)),
+        policy=(policy, tiny_config(registry.load("policies", policy))),
+        detector=(detector, tiny_config(registry.load("detectors", detector), epochs=1)),
         augment=AugmentConfig(ratio=ratio),
         run=RunOptions(seed=seed, device="cpu", out=str(tmp_path / "runs")),
     )

@@ -131,12 +131,10 @@ def test_inception_is_never_downloaded(monkeypatch, tmp_path):
 
 
 def _spec(tmp_path, policy):
-    return CellSpec(
-        dataset="digits", generator="ae", policy=policy, detector="ae",
-        dataset_config=registry.load("datasets", "digits").Config(),
-        generator_config=tiny_config(registry.load("generators", "ae")),
-        policy_config=registry.load("policies", policy).Config(),
-        detector_config=tiny_config(registry.load("detectors", "ae")),
+    return CellSpec.of(
+        dataset="digits", policy=policy,
+        generator=("ae", tiny_config(registry.load("generators", "ae"))),
+        detector=("ae", tiny_config(registry.load("detectors", "ae"))),
         augment=AugmentConfig(ratio=1.0), run=RunOptions(seed=0, device="cpu", out=str(tmp_path)),
     )
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from benchbox.grid import GridSpec, append_row, latest_rows, read_rows, run_grid
+from benchbox.grid import run_grid
+from benchbox.gridspec import GridSpec
+from benchbox.results import append_row, latest_rows, read_rows
 
 TINY_OPTS = {
     "generator": {"epochs": 1, "base_channels": 8, "latent_dim": 8},
@@ -39,12 +41,12 @@ def bb(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess
 def test_cells_product_and_options(tmp_path):
     cells = tiny_grid(generators=["ae", "vae"], detectors=["ae", "transformer"], seeds=[0, 1]).cells()
     assert len(cells) == 2 * 2 * 2 * 2 and len({c.hash() for c in cells}) == 16
-    t = next(c for c in cells if c.detector == "transformer")
-    assert t.detector_config.dim == 32 and t.detector_config.epochs == 1 and t.generator_config.epochs == 1
-    a = next(c for c in cells if c.detector == "ae")
-    assert a.detector_config.epochs == 1
+    t = next(c for c in cells if c["detector"].name == "transformer")
+    assert t["detector"].config.dim == 32 and t["detector"].config.epochs == 1 and t["generator"].config.epochs == 1
+    a = next(c for c in cells if c["detector"].name == "ae")
+    assert a["detector"].config.epochs == 1
     # cells sharing a generator (and seed) are adjacent, so the cache is hit right away
-    gens = [(c.generator, c.run.seed) for c in cells]
+    gens = [(c["generator"].name, c.run.seed) for c in cells]
     assert gens == sorted(gens, key=gens.index)
 
 

@@ -178,14 +178,15 @@ def test_config_options_types_defaults_and_field_docs(extra_site, capsys):
     opts = {o.flag: o for o in registry.config_options(registry.load("detectors", "bbx-doc"), "detector")}
     assert list(opts) == ["--detector.epochs", "--detector.lr", "--detector.mode", "--detector.limit",
                           "--detector.verbose", "--detector.layers", "--detector.sub.width"]
-    assert (opts["--detector.epochs"].type, opts["--detector.epochs"].default) == ("int", "3")
+    assert (opts["--detector.epochs"].type_name, opts["--detector.epochs"].default_text) == ("int", "3")
+    assert opts["--detector.epochs"].default == 3 and opts["--detector.epochs"].annotation is int
     assert opts["--detector.epochs"].doc == "Training epochs."  # inherited, first paragraph only
-    assert opts["--detector.lr"].doc == "" and opts["--detector.lr"].default == "0.001"
-    assert (opts["--detector.mode"].type, opts["--detector.mode"].default) == ("{fast,slow}", "'fast'")
-    assert opts["--detector.limit"].type == "int | None" and opts["--detector.limit"].doc == "Cap (None = none)."
-    assert opts["--detector.verbose"].negation == "--detector.no-verbose"
-    assert opts["--detector.layers"].type == "tuple[str, ...]" and opts["--detector.layers"].default == "('a', 'b')"
-    assert opts["--detector.sub.width"].doc == "Width of the sub-block." and opts["--detector.sub.width"].field == "sub.width"
+    assert opts["--detector.lr"].doc == "" and opts["--detector.lr"].default_text == "0.001"
+    assert (opts["--detector.mode"].type_name, opts["--detector.mode"].default_text) == ("{fast,slow}", "'fast'")
+    assert opts["--detector.limit"].type_name == "int | None" and opts["--detector.limit"].doc == "Cap (None = none)."
+    assert opts["--detector.verbose"].negation == "--detector.no-verbose" and opts["--detector.lr"].negation == ""
+    assert opts["--detector.layers"].type_name == "tuple[str, ...]" and opts["--detector.layers"].default_text == "('a', 'b')"
+    assert opts["--detector.sub.width"].doc == "Width of the sub-block." and opts["--detector.sub.width"].name == "sub.width"
 
     from benchbox import cli
 

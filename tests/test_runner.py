@@ -12,12 +12,11 @@ from conftest import tiny_config
 
 
 def spec(tmp_path, policy="random", seed=0, ratio=1.0, **det):
-    return CellSpec(
-        dataset="digits", generator="ae", policy=policy, detector="transformer",
-        dataset_config=registry.load("datasets", "digits").Config(),
-        generator_config=tiny_config(registry.load("generators", "ae")),
-        policy_config=registry.load("policies", policy).Config(),
-        detector_config=tiny_config(registry.load("detectors", "transformer"), **det),
+    return CellSpec.of(
+        dataset="digits",
+        generator=("ae", tiny_config(registry.load("generators", "ae"))),
+        policy=policy,
+        detector=("transformer", tiny_config(registry.load("detectors", "transformer"), **det)),
         augment=AugmentConfig(ratio=ratio),
         run=RunOptions(seed=seed, device="cpu", out=str(tmp_path)),
     )
@@ -54,7 +53,7 @@ def test_failed_stage_leaves_no_folder(tmp_path, monkeypatch):
 
 def test_diverging_training_names_stage_and_last_loss(tmp_path):
     s = spec(tmp_path)
-    s.generator_config.lr = 1e30
+    s["generator"].config.lr = 1e30
     with pytest.raises(StageFailed, match=r"fit generator.*loss became (nan|inf).*last finite loss"):
         run_cell(s, write=False)
 
