@@ -21,7 +21,7 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	touch $@ $(VENV)/.installed-run
 
-## make run: set up and run the default benchmark cell (mnist / ae / random / transformer) on the embedded data
+## make run: set up and run the default benchmark cell (mnist / ae / ppo / transformer, config.DEFAULT_PLUGINS) on the embedded data
 run: $(VENV)/.installed-run
 	$(BIN)/benchbox run $(ARGS)
 

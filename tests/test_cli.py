@@ -164,12 +164,18 @@ def test_list_verbose_shows_options_types_defaults_and_docs(capsys):
     assert cli.main(["list", "policies", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "random (policy, benchbox" in out and "Random dz ~ N(0, (sigma * std_z)^2)" in out
-    rows = {ln.split()[0]: ln.split(None, 3)[1:] for ln in out.splitlines() if ln.strip().startswith("--policy.")}
+    sections: dict[str, dict[str, list[str]]] = {}  # plugin -> its option rows (several policies share names)
+    for ln in out.splitlines():
+        if ln and not ln.startswith(" "):
+            rows = sections.setdefault(ln.split()[0], {})
+        elif ln.strip().startswith("--policy."):
+            rows[ln.split()[0]] = ln.split(None, 3)[1:]
+    rows = sections["random"]
     assert rows["--policy.sigma"][:2] == ["float", "0.5"]
     assert rows["--policy.sigma"][2].startswith("Step size in units of the per-dimension std")
-    assert rows["--policy.role"][:2] == ["{normal,anomaly}", "'normal'"]
     from benchbox_plugins.policies.ppo import PPOPolicy
 
-    assert rows["--policy.total-timesteps"][:2] == ["int", str(PPOPolicy.Config().total_timesteps)]
+    assert sections["ppo"]["--policy.role"][:2] == ["{normal,anomaly}", "'normal'"]
+    assert sections["ppo"]["--policy.total-timesteps"][:2] == ["int", str(PPOPolicy.Config().total_timesteps)]
     assert "none (policy, benchbox" in out and "(no options)" in out
     assert "--detector." not in out and "--dataset." not in out
