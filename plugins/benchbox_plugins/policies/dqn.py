@@ -10,43 +10,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from benchbox.errors import ConfigError
-from benchbox_plugins.policies.latent_rl import LatentRLOptions, LatentRLPolicy
+from benchbox_plugins.policies.latent_rl import OffPolicyOptions, OffPolicyRLPolicy
 from benchbox_plugins.rl import dqn
 from benchbox_plugins.rl.latent_discrete import LatentDiscreteVecEnv
 from benchbox_plugins.rl.latent_env import LatentCore, LatentVectorEnv, RewardConfig
 
 
-class DQNPolicy(LatentRLPolicy):
+class DQNPolicy(OffPolicyRLPolicy):
     """DQN over 2K discrete latent moves (+/- one step along the top-K principal directions); optional NoisyNet."""
 
     name = "dqn"
     algorithm = dqn
-    positive = ("directions", "batch_size", "buffer_size", "gradient_steps", "target_network_frequency")
-    non_negative = ("learning_starts",)
+    positive = OffPolicyRLPolicy.positive + ("directions", "target_network_frequency")
     unit_interval = ("start_e", "end_e", "propose_epsilon", "exploration_fraction")
     curve_keys = ("td_loss", "q_mean", "epsilon", "action_entropy")
     table: torch.Tensor | None = None
     """``2K x d``: row ``j`` is the continuous action of discrete move ``j`` (set by fit)."""
 
     @dataclass
-    class Config(LatentRLOptions):
+    class Config(OffPolicyOptions):
         step_size: float = RewardConfig.step_size
         """Length of one step: ||dz / std|| = step_size * sqrt(d), the length of the largest continuous step
         (a corner of [-1, 1]^d) and, like the novelty band, in std units divided by sqrt(d)."""
         directions: int = 8
         """K: the actions are +/- one step along the top-K principal directions of the training latents (2K actions)."""
-        batch_size: int = 256
-        learning_rate: float = 1e-3
-        gamma: float = 0.9
-        buffer_size: int = 100_000
-        learning_starts: int = 1024
-        gradient_steps: int = 16
-        """Gradient updates per batched environment step."""
         target_network_frequency: int = 100
         """Gradient updates between target network copies."""
         start_e: float = 1.0
@@ -55,14 +46,8 @@ class DQNPolicy(LatentRLPolicy):
         double: bool = True
         noisy: bool = False
         """NoisyNet layers (factorised Gaussian) instead of epsilon-greedy exploration."""
-        hidden: int = 64
         propose_epsilon: float = 0.05
         """Probability of a seeded uniformly random move in propose (0 = greedy, the same dz for every seed)."""
-        threads: int = 1
-        """torch CPU threads while DQN trains (0 = as is)."""
-
-    def args_overrides(self) -> dict[str, Any]:
-        return {"hidden": (self.config.hidden, self.config.hidden), "log_every": self.config.num_envs}
 
     def reward_config(self, latents: torch.Tensor) -> RewardConfig:
         m, d = latents.shape

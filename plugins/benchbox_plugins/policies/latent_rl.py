@@ -62,12 +62,30 @@ class LatentRewardOptions:
 
 @dataclass
 class LatentRLOptions(LatentRewardOptions):
-    """Reward options plus the training budget shared by every RL latent policy."""
+    """Reward options plus the training options shared by every RL latent policy."""
 
     total_timesteps: int = 32_768
     """Environment steps of training (summed over the batched environments)."""
     num_envs: int = 128
     """Latent environments stepped as one batch."""
+    learning_rate: float = 1e-3
+    gamma: float = 0.9
+    hidden: int = 64
+    """Width of the two hidden layers of the agent's networks."""
+    threads: int = 1
+    """torch CPU threads while the agent trains (small batched tensors: 1 avoids oversubscription; 0 = as is)."""
+
+
+@dataclass
+class OffPolicyOptions(LatentRLOptions):
+    """The replay options of the off-policy agents (ddpg, dqn)."""
+
+    batch_size: int = 256
+    buffer_size: int = 100_000
+    learning_starts: int = 1024
+    """Transitions collected before learning starts (ddpg: with uniform random actions)."""
+    gradient_steps: int = 16
+    """Gradient updates (ddpg: critic updates) per batched environment step."""
 
 
 @contextlib.contextmanager
@@ -172,7 +190,7 @@ class LatentRLPolicy(LatentPolicy):
 
         env = self.make_env(core)
         try:
-            with cpu_threads(getattr(c, "threads", 0), ctx.device):
+            with cpu_threads(c.threads, ctx.device):
                 self.model, *_, self.history = self.algorithm.train(args, env, on_update, info_keys=tuple(core.terms))
         except FloatingPointError as exc:
             raise TrainingDiverged(f"{ctx.stage or 'fit policy'}: {self.name}: {exc} -- lower --policy.learning-rate "
@@ -194,3 +212,15 @@ class LatentRLPolicy(LatentPolicy):
             obs = core.observe(zt, z0, torch.full((len(z0),), t, dtype=torch.long, device=core.device))
             zt = zt + core.delta(self.act(obs, gen))
         return (zt - z0).to(device=z.device, dtype=z.dtype)
+
+
+class OffPolicyRLPolicy(LatentRLPolicy):
+    """Base of the ddpg and dqn latent policies: replay options, one log row per batched step."""
+
+    positive = ("batch_size", "buffer_size", "gradient_steps")
+    non_negative = ("learning_starts",)
+
+    config: OffPolicyOptions
+
+    def args_overrides(self) -> dict[str, Any]:
+        return {"hidden": (self.config.hidden, self.config.hidden), "log_every": self.config.num_envs}

@@ -33,12 +33,8 @@ class PPOPolicy(LatentRLPolicy):
         num_minibatches: int = 4
         learning_rate: float = 3e-3
         ent_coef: float = 0.0
-        gamma: float = 0.9
         log_std_init: float = -0.5
         """Initial log-std of the Gaussian policy (actions in [-1, 1])."""
-        hidden: int = 64
-        threads: int = 1
-        """torch CPU threads while PPO trains (small batched tensors: 1 avoids oversubscription; 0 = as is)."""
 
     def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         agent = self.model

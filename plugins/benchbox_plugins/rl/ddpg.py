@@ -37,16 +37,13 @@ from benchbox_plugins.rl.envs import TorchVecEnv, box_action, evaluate_episodes,
 from benchbox_plugins.rl.nets import mlp, polyak_update
 from benchbox_plugins.rl.noise import GaussianNoise, OUNoise
 from benchbox_plugins.rl.replay import ReplayBuffer, step_into_buffer
-from benchbox_plugins.rl.runlog import EpisodeLog, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
 
 
 @dataclass
-class Args:
+class Args(RunArgs):
     exp_name: str = "ddpg"
-    """Name of the run folder prefix."""
-    seed: int = 1
-    env_id: str = "Pendulum-v1"
-    """Any gymnasium id with a Box action space (standalone use)."""
+    out_dir: str = "runs/ddpg"
     total_timesteps: int = 30_000
     """Environment steps (transitions, summed over the parallel environments)."""
     learning_rate: float = 1e-3
@@ -72,15 +69,8 @@ class Args:
     hidden: tuple[int, ...] = (128, 128)
     """Hidden layer widths of actor and critic (rl-zoo uses 400-300; 128-128 learns Pendulum as well at a
     fraction of the CPU time)."""
-    eval_episodes: int = 10
     log_every: int = 1000
     """Write a progress row every this many environment steps."""
-    out_dir: str = "runs/ddpg"
-    device: str = "cpu"
-    threads: int = 1
-    """torch threads (0 = leave as is)."""
-    progress: bool = True
-    """Draw a rich progress bar."""
 
 
 # ------------------------------------------------------------------------------------ networks
@@ -233,7 +223,7 @@ def run(args: Args) -> dict[str, Any]:
     if not isinstance(gym.make(args.env_id).action_space, gym.spaces.Box):
         raise ValueError(f"ddpg: --env-id {args.env_id} must have a Box (continuous) action space")
     venv = TorchVecEnv(make_vec_env(lambda: gym.make(args.env_id), args.num_envs), torch.device(args.device))
-    out = run_folder(args, args.exp_name)
+    out = run_folder(args)
     t0 = time.time()
     with progress_bar("ddpg", args.env_id, args.total_timesteps, args.progress) as on_update:
         actor, _, history = train(args, venv, on_update)

@@ -50,14 +50,13 @@ from benchbox_plugins.rl.envs import DiscretizeAction, TorchDiscreteVecEnv, eval
 from benchbox_plugins.rl.nets import mlp, polyak_update
 from benchbox_plugins.rl.noise import linear_schedule
 from benchbox_plugins.rl.replay import ReplayBuffer, step_into_buffer
-from benchbox_plugins.rl.runlog import EpisodeLog, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
 
 
 @dataclass
-class Args:
+class Args(RunArgs):
     exp_name: str = "dqn"
-    """Name of the run folder prefix."""
-    seed: int = 1
+    out_dir: str = "runs/dqn"
     env_id: str = "Pendulum-v1"
     """A gymnasium id with a Discrete action space, or a Box one (then cut into --bins values per dimension)."""
     bins: int = 9
@@ -90,15 +89,8 @@ class Args:
     """Initial noise scale of the noisy layers (sigma = sigma0 / sqrt(fan_in))."""
     max_grad_norm: float = 10.0
     hidden: tuple[int, ...] = (128, 128)
-    eval_episodes: int = 10
     log_every: int = 1000
     """Write a progress row every this many environment steps."""
-    out_dir: str = "runs/dqn"
-    device: str = "cpu"
-    threads: int = 1
-    """torch threads (0 = leave as is)."""
-    progress: bool = True
-    """Draw a rich progress bar."""
 
 
 # ------------------------------------------------------------------------------------ networks
@@ -292,7 +284,7 @@ def run(args: Args) -> dict[str, Any]:
     make_env(args.env_id, args.bins)  # fails early on an unsupported action space
     venv = TorchDiscreteVecEnv(make_vec_env(lambda: make_env(args.env_id, args.bins), args.num_envs),
                                torch.device(args.device))
-    out = run_folder(args, args.exp_name + ("-noisy" if args.noisy else ""))
+    out = run_folder(args, "-noisy" if args.noisy else "")
     t0 = time.time()
     with progress_bar("dqn", args.env_id, args.total_timesteps, args.progress) as on_update:
         q_net, history = train(args, venv, on_update)

@@ -31,16 +31,13 @@ import torch
 from torch import nn
 
 from benchbox_plugins.rl.envs import TorchVecEnv, box_action, evaluate_episodes, make_vec_env
-from benchbox_plugins.rl.runlog import EpisodeLog, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
 
 
 @dataclass
-class Args:
+class Args(RunArgs):
     exp_name: str = "ppo"
-    """Name of the run folder prefix."""
-    seed: int = 1
-    env_id: str = "Pendulum-v1"
-    """Any gymnasium id with a Box action space (standalone use)."""
+    out_dir: str = "runs/ppo"
     total_timesteps: int = 200_000
     learning_rate: float = 1e-3
     num_envs: int = 4
@@ -64,13 +61,6 @@ class Args:
     hidden: int = 64
     log_std_init: float = 0.0
     state_dependent_std: bool = False
-    eval_episodes: int = 10
-    out_dir: str = "runs/ppo"
-    device: str = "cpu"
-    threads: int = 1
-    """torch threads (0 = leave as is)."""
-    progress: bool = True
-    """Draw a rich progress bar."""
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -320,7 +310,7 @@ def run(args: Args) -> dict[str, Any]:
     envs = make_vec_env(lambda: gym.make(args.env_id), args.num_envs)
     envs.action_space.seed(args.seed)
     venv = TorchVecEnv(envs, torch.device(args.device))
-    out = run_folder(args, args.exp_name)
+    out = run_folder(args)
     t0 = time.time()
     with progress_bar("ppo", args.env_id, args.total_timesteps, args.progress) as on_update:
         agent, history = train(args, venv, on_update)

@@ -2,6 +2,7 @@
 
 * :class:`EpisodeLog` -- episode returns and mean reward terms of a batch of envs since the last row.
 * :func:`progress_bar` -- the rich progress bar of the standalone runs (or plain log lines).
+* :class:`RunArgs` -- the options every standalone run takes (each algorithm's ``Args`` extends it).
 * :func:`run_folder`, :func:`write_run`, :func:`print_summary` -- a standalone run's folder, its
   ``progress.csv`` / ``returns.png`` / ``eval.json``, and the closing line.
 """
@@ -13,7 +14,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -82,9 +83,28 @@ def progress_bar(name: str, env_id: str, total: int, enabled: bool = True,
         yield on_update
 
 
-def run_folder(args: Any, name: str) -> Path:
-    """``<out_dir>/<env_id>__<name>__<seed>__<unix time>``, created."""
-    out = Path(args.out_dir) / f"{args.env_id}__{name}__{args.seed}__{int(time.time())}"
+@dataclass
+class RunArgs:
+    """The options of every standalone run; each algorithm's ``Args`` derives from this (cleanrl's ``Args``)."""
+
+    exp_name: str = "run"
+    """Name of the run folder prefix."""
+    seed: int = 1
+    env_id: str = "Pendulum-v1"
+    """Any gymnasium id with a Box action space (standalone use)."""
+    eval_episodes: int = 10
+    """Episodes of the final evaluation (deterministic actions, fresh env)."""
+    out_dir: str = "runs"
+    device: str = "cpu"
+    threads: int = 1
+    """torch threads (0 = leave as is)."""
+    progress: bool = True
+    """Draw a rich progress bar."""
+
+
+def run_folder(args: RunArgs, suffix: str = "") -> Path:
+    """``<out_dir>/<env_id>__<exp_name><suffix>__<seed>__<unix time>``, created."""
+    out = Path(args.out_dir) / f"{args.env_id}__{args.exp_name}{suffix}__{args.seed}__{int(time.time())}"
     out.mkdir(parents=True, exist_ok=True)
     return out
 
