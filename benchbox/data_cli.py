@@ -1,7 +1,8 @@
-"""``benchbox data``: check a dataset root, or write the textures set.
+"""``benchbox data``: check a dataset root, or write the textures set or the BMAD-layout demo set.
 
     benchbox data check NAME --root R [--category C]
     benchbox data make-textures OUT [--size 128] [--n-train 60] [--n-test-good 20] [--n-test-bad 40] [--seed 0]
+    benchbox data make-demo bmad OUT [--size 256] [--n-train 200] [--n-valid 20] [--n-test 40] [--seed 0]
 
 ``check`` scans each category of a folder dataset (all of them, or ``--category``), opens every
 image and mask header, and prints counts per split and label plus every problem found, one line
@@ -17,7 +18,9 @@ from typing import Sequence
 from .errors import BenchboxError, ConfigError, DataError
 
 USAGE = """usage: benchbox data check NAME --root R [--category C]
-       benchbox data make-textures OUT [--size 128] [--n-train 60] [--n-test-good 20] [--n-test-bad 40] [--seed 0]"""
+       benchbox data make-textures OUT [--size 128] [--n-train 60] [--n-test-good 20] [--n-test-bad 40] [--seed 0]
+       benchbox data make-demo bmad OUT [--size 256] [--n-train 200] [--n-valid 20] [--n-test 40] [--seed 0]
+                                        [--category C ...]   (real medical crops, SYNTHETIC lesions; BMAD layout)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +37,9 @@ def cmd_data(argv: Sequence[str]) -> int:
         return _check(rest)
     if sub == "make-textures":
         return _make_textures(rest)
-    raise ConfigError(f"unknown data command {sub!r}; try: check, make-textures")
+    if sub == "make-demo":
+        return _make_demo(rest)
+    raise ConfigError(f"unknown data command {sub!r}; try: check, make-textures, make-demo")
 
 
 def _make_textures(argv: list[str]) -> int:
@@ -56,6 +61,32 @@ def _make_textures(argv: list[str]) -> int:
     for name, c in counts.items():
         print(f"{out / name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     print(f"read it with: benchbox run --dataset mvtec --dataset.root {out} --dataset.category {next(iter(counts))}")
+    return 0
+
+
+def _make_demo(argv: list[str]) -> int:
+    from .demo_data import CATEGORIES, make_bmad_demo
+
+    p = _Parser(prog="benchbox data make-demo")
+    p.add_argument("layout", help="bmad (the only demo so far; MVTec-style data: benchbox data make-textures)")
+    p.add_argument("out")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--n-train", type=int, default=200)
+    p.add_argument("--n-valid", type=int, default=20, help="good and Ungood images each")
+    p.add_argument("--n-test", type=int, default=40, help="good and Ungood images each")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--category", action="append", choices=CATEGORIES, help="repeat for several (default: all)")
+    a = p.parse_args(argv)
+    if a.layout != "bmad":
+        raise ConfigError(f"make-demo: unknown demo {a.layout!r}; available: bmad "
+                          "(for an MVTec-style set: benchbox data make-textures OUT)")
+    out = Path(a.out).expanduser()
+    categories = tuple(dict.fromkeys(a.category or CATEGORIES))
+    counts = make_bmad_demo(out, a.size, a.n_train, a.n_valid, a.n_test, a.seed, categories)
+    for name, c in counts.items():
+        print(f"{out / name}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    print(f"the lesions are synthetic (see {out / 'README.txt'}); read it with: benchbox run --generator ae "
+          f"--policy ppo --detector transformer --dataset bmad --dataset.root {out} --dataset.category {categories[0]}")
     return 0
 
 

@@ -148,3 +148,30 @@ def test_bad_options_leave_nothing(tmp_path):
     with pytest.raises(ConfigError, match="--n-test must be >= 1"):
         make_bmad_demo(tmp_path / "none", size=64, n_test=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_make_demo_command(tmp_path, capsys):
+    from benchbox.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["data", "make-demo", "bmad", str(out), "--size", "48", "--n-train", "3", "--n-valid", "1",
+                 "--n-test", "2", "--seed", "4", "--category", "Retina_fundus"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out / 'Retina_fundus'}: train/good 3, valid/good 1, valid/Ungood 1, test/good 2, test/Ungood 2" in printed
+    assert f"--dataset bmad --dataset.root {out} --dataset.category Retina_fundus" in printed
+    make_bmad_demo(tmp_path / "same", size=48, n_train=3, n_valid=1, n_test=2, seed=4, categories=("Retina_fundus",))
+    assert _files(out) == _files(tmp_path / "same")
+    for bad, message in ((["mvtec", str(tmp_path / "m")], "unknown demo 'mvtec'; available: bmad"),
+                         (["bmad", str(out)], "already exists and is not an empty folder"),
+                         (["bmad", str(tmp_path / "b"), "--category", "Brain"], "invalid choice: 'Brain'")):
+        assert main(["data", "make-demo", *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo", "same"]
+
+
+def test_bmad_without_a_root_names_the_demo_command():
+    from benchbox.errors import DataError
+
+    ds = registry.create("datasets", "bmad")
+    with pytest.raises(DataError, match=r"no data root: .*benchbox data make-demo bmad DIR"):
+        ds.load(0)
