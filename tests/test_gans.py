@@ -126,8 +126,9 @@ def test_conditional_without_labels_is_one_class():
 def test_triplegan_classifier_beats_chance(digits):
     x, y = digits
     gen = _fit("triplegan", x[:600], labels=y[:600], epochs=3, batch_size=32, base_channels=8)
-    acc = float((gen.classify(x[:600]) == y[:600]).float().mean())
-    assert acc > 0.3, acc  # chance: 0.1
+    # scored on the 1,197 held-out images; measured 0.70-0.77 over seeds 0-3 (seed 0: 0.773); chance 0.1
+    acc = float((gen.classify(x[600:]) == y[600:]).float().mean())
+    assert acc > 0.6, acc
     # encode's class half is the classifier's label
     assert torch.equal(gen.encode(x[:20])[:, 8:].argmax(1), gen.classify(x[:20]))
 
