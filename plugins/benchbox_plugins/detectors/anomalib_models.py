@@ -29,6 +29,7 @@ class AnomalibPadim(AnomalibDetector):
     """anomalib PaDiM: per-position Gaussians of CNN patch features, Mahalanobis distance."""
 
     anomalib_name = "anomalib-padim"
+    backbone_path = "model.feature_extractor.feature_extractor"
     memory_bank = True
 
     @dataclass
@@ -47,14 +48,12 @@ class AnomalibPadim(AnomalibDetector):
         return Padim(backbone=c.backbone, layers=list(c.layers), pre_trained=pretrained,
                      n_features=c.n_features or None, **self.components())
 
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.feature_extractor.feature_extractor
-
 
 class AnomalibPatchcore(AnomalibDetector):
     """anomalib PatchCore: nearest-neighbour distance to a coreset memory bank of patch features."""
 
     anomalib_name = "anomalib-patchcore"
+    backbone_path = "model.feature_extractor.feature_extractor"
     memory_bank = True
 
     @dataclass
@@ -110,14 +109,12 @@ class AnomalibPatchcore(AnomalibDetector):
                                 coreset_sampling_ratio=c.coreset_sampling_ratio, num_neighbors=c.num_neighbors,
                                 **self.components())
 
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.feature_extractor.feature_extractor
-
 
 class AnomalibDfm(AnomalibDetector):
     """anomalib DFM: PCA of pooled deep features; feature-reconstruction error or Gaussian NLL."""
 
     anomalib_name = "anomalib-dfm"
+    backbone_path = "model.feature_extractor.feature_extractor"
     memory_bank = True
 
     @dataclass
@@ -151,14 +148,12 @@ class AnomalibDfm(AnomalibDetector):
         return Dfm(backbone=c.backbone, layer=c.layer, pre_trained=pretrained, pooling_kernel_size=c.pooling_kernel_size,
                    pca_level=c.pca_level, score_type=c.score_type, **self.components())
 
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.feature_extractor.feature_extractor
-
 
 class AnomalibFastflow(AnomalibDetector):
     """anomalib FastFlow: 2-D normalising flows on backbone features, likelihood as the score."""
 
     anomalib_name = "anomalib-fastflow"
+    backbone_path = "model.feature_extractor"
 
     @dataclass
     class Config(AnomalibDetector.Config):
@@ -176,14 +171,12 @@ class AnomalibFastflow(AnomalibDetector):
         return Fastflow(backbone=c.backbone, pre_trained=pretrained, flow_steps=c.flow_steps,
                         conv3x3_only=c.conv3x3_only, hidden_ratio=c.hidden_ratio, **self.components())
 
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.feature_extractor
-
 
 class AnomalibReverseDistillation(AnomalibDetector):
     """anomalib Reverse Distillation: a decoder student rebuilds the encoder's features."""
 
     anomalib_name = "anomalib-reverse-distillation"
+    backbone_path = "model.encoder.feature_extractor"
 
     @dataclass
     class Config(AnomalibDetector.Config):
@@ -200,14 +193,12 @@ class AnomalibReverseDistillation(AnomalibDetector):
         return ReverseDistillation(backbone=c.backbone, layers=list(c.layers), anomaly_map_mode=c.anomaly_map_mode,
                                    pre_trained=pretrained, **self.components())
 
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.encoder.feature_extractor
-
 
 class AnomalibStfpm(AnomalibDetector):
     """anomalib STFPM: student-teacher feature pyramid matching."""
 
     anomalib_name = "anomalib-stfpm"
+    backbone_path = "model.teacher_model.feature_extractor"
 
     @dataclass
     class Config(AnomalibDetector.Config):
@@ -233,9 +224,6 @@ class AnomalibStfpm(AnomalibDetector):
             patch = _patched(torch_model, "TimmFeatureExtractor", no_weights)
         with patch:
             return Stfpm(backbone=c.backbone, layers=list(c.layers), **self.components())
-
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.teacher_model.feature_extractor
 
 
 class AnomalibGanomaly(AnomalibDetector):
@@ -270,6 +258,7 @@ class AnomalibEfficientAd(AnomalibDetector):
     min_image_size = 256
 
     anomalib_name = "anomalib-efficientad"
+    backbone_path = "model.teacher"
     normalize = False  # EfficientAd normalises inside the model
     needs_val = True  # map quantiles come from a validation pass (normal validation images)
     fixed_batch_size = 1  # as in the paper; anomalib insists
@@ -330,9 +319,6 @@ class AnomalibEfficientAd(AnomalibDetector):
         return _OfflineEfficientAd(model_size=c.model_size, teacher_out_channels=c.teacher_out_channels, lr=c.lr,
                                    weight_decay=c.weight_decay, imagenet_dir=c.imagenet_dir or "unused",
                                    **self.components())
-
-    def backbone_module(self, module: Any) -> torch.nn.Module:
-        return module.model.teacher
 
 
 class _NO_TQDM:  # noqa: N801 - stands in for the ``tqdm`` module

@@ -37,15 +37,13 @@ from benchbox_plugins.rl.envs import TorchVecEnv, box_action, evaluate_episodes,
 from benchbox_plugins.rl.nets import mlp, polyak_update
 from benchbox_plugins.rl.noise import GaussianNoise, OUNoise
 from benchbox_plugins.rl.replay import ReplayBuffer, step_into_buffer
-from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import RunArgs, TrainLog, print_summary, run_standalone
 
 
 @dataclass
 class Args(RunArgs):
     exp_name: str = "ddpg"
     out_dir: str = "runs/ddpg"
-    total_timesteps: int = 30_000
-    """Environment steps (transitions, summed over the parallel environments)."""
     learning_rate: float = 1e-3
     """Adam learning rate of actor and critic."""
     num_envs: int = 1
@@ -135,9 +133,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
 
     obs, _ = envs.reset(seed=args.seed)
     obs = obs.float().reshape(n, -1)
-    log = EpisodeLog(n, device, info_keys)
-    stats = {"qf_loss": [], "actor_loss": [], "q": []}
-    history: list[dict[str, float]] = []
+    log = TrainLog(n, device, info_keys)
     global_step = updates = 0
     start = time.time()
     num_vector_steps = max(1, math.ceil(args.total_timesteps / n))
@@ -166,8 +162,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
                 qf_loss.backward()
                 critic_opt.step()
                 updates += 1
-                stats["qf_loss"].append(float(qf_loss.detach()))
-                stats["q"].append(float(q.detach().mean()))
+                log.add(qf_loss=float(qf_loss.detach()), q=float(q.detach().mean()))
                 if updates % args.policy_frequency == 0:
                     actor_loss = -critic(b.obs, actor(b.obs)).mean()
                     actor_opt.zero_grad()
@@ -175,31 +170,22 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
                     actor_opt.step()
                     polyak_update(actor_target, actor, args.tau)
                     polyak_update(critic_target, critic, args.tau)
-                    stats["actor_loss"].append(float(actor_loss.detach()))
+                    log.add(actor_loss=float(actor_loss.detach()))
 
         # ---- log
-        if global_step // args.log_every != (global_step - n) // args.log_every or global_step >= args.total_timesteps:
+        if log.due(global_step, n, args.log_every, args.total_timesteps):
             row = {
                 "global_step": global_step,
                 **log.returns(),
                 "updates": updates,
-                "qf_loss": float(np.mean(stats["qf_loss"])) if stats["qf_loss"] else float("nan"),
-                "actor_loss": float(np.mean(stats["actor_loss"])) if stats["actor_loss"] else float("nan"),
-                "q_mean": float(np.mean(stats["q"])) if stats["q"] else float("nan"),
+                "qf_loss": log.mean("qf_loss"), "actor_loss": log.mean("actor_loss"), "q_mean": log.mean("q"),
                 "action_std": float(action.std(0).mean()) if n > 1 else float("nan"),
                 "sps": global_step / max(time.time() - start, 1e-9),
             }
-            if not math.isfinite(row["qf_loss"]) and stats["qf_loss"]:  # the caller may turn this into its own error
-                raise FloatingPointError(f"DDPG critic loss became {row['qf_loss']} at step {global_step}")
-            row.update(log.reward_terms())
-            history.append(row)
-            if on_update is not None:
-                on_update(row)
-            log.clear()
-            stats = {k: [] for k in stats}
+            log.finish(row, on_update, loss="qf_loss", what="DDPG critic loss")
         if global_step >= args.total_timesteps:
             break
-    return actor, critic, history
+    return actor, critic, log.history
 
 
 @torch.no_grad()
@@ -218,19 +204,11 @@ def run(args: Args) -> dict[str, Any]:
     """Standalone DDPG on ``args.env_id``: train, evaluate, write CSV / PNG / JSON. Returns the summary."""
     import gymnasium as gym
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if not isinstance(gym.make(args.env_id).action_space, gym.spaces.Box):
         raise ValueError(f"ddpg: --env-id {args.env_id} must have a Box (continuous) action space")
     venv = TorchVecEnv(make_vec_env(lambda: gym.make(args.env_id), args.num_envs), torch.device(args.device))
-    out = run_folder(args)
-    t0 = time.time()
-    with progress_bar("ddpg", args.env_id, args.total_timesteps, args.progress) as on_update:
-        actor, _, history = train(args, venv, on_update)
-    train_seconds = time.time() - t0
-    venv.close()
-    returns = evaluate(actor, gym.make(args.env_id), args.eval_episodes, seed=10_000 + args.seed)
-    return write_run(out, args, history, returns, train_seconds, title=f"DDPG {args.env_id} seed {args.seed}")
+    score = lambda actor: evaluate(actor, gym.make(args.env_id), args.eval_episodes, seed=10_000 + args.seed)  # noqa: E731
+    return run_standalone(args, venv, train, score, title=f"DDPG {args.env_id} seed {args.seed}")
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ from benchbox_plugins.rl.envs import DiscretizeAction, TorchDiscreteVecEnv, eval
 from benchbox_plugins.rl.nets import mlp, polyak_update
 from benchbox_plugins.rl.noise import linear_schedule
 from benchbox_plugins.rl.replay import ReplayBuffer, step_into_buffer
-from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import RunArgs, TrainLog, print_summary, run_standalone
 
 
 @dataclass
@@ -61,7 +61,6 @@ class Args(RunArgs):
     """A gymnasium id with a Discrete action space, or a Box one (then cut into --bins values per dimension)."""
     bins: int = 9
     """Values per action dimension when the env's action space is a Box (Pendulum: 9 torques -2, -1.5, ..., 2)."""
-    total_timesteps: int = 30_000
     learning_rate: float = 1e-3
     num_envs: int = 1
     buffer_size: int = 50_000
@@ -171,9 +170,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
 
     obs, _ = envs.reset(seed=args.seed)
     obs = obs.float().reshape(n, -1)
-    log = EpisodeLog(n, device, info_keys)
-    stats: dict[str, list[float]] = {"td_loss": [], "q": []}
-    history: list[dict[str, float]] = []
+    log = TrainLog(n, device, info_keys)
     global_step = updates = 0
     start = time.time()
     num_vector_steps = max(1, math.ceil(args.total_timesteps / n))
@@ -216,35 +213,26 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
                 nn.utils.clip_grad_norm_(q_net.parameters(), args.max_grad_norm)
                 optimizer.step()
                 updates += 1
-                stats["td_loss"].append(float(loss.detach()))
-                stats["q"].append(float(q.detach().mean()))
+                log.add(td_loss=float(loss.detach()), q=float(q.detach().mean()))
                 if updates % args.target_network_frequency == 0:
                     polyak_update(target, q_net, args.tau)
 
         # ---- log
-        if global_step // args.log_every != (global_step - n) // args.log_every or global_step >= args.total_timesteps:
+        if log.due(global_step, n, args.log_every, args.total_timesteps):
             row = {
                 "global_step": global_step,
                 **log.returns(),
                 "updates": updates,
                 "epsilon": epsilon,
-                "td_loss": float(np.mean(stats["td_loss"])) if stats["td_loss"] else float("nan"),
-                "q_mean": float(np.mean(stats["q"])) if stats["q"] else float("nan"),
+                "td_loss": log.mean("td_loss"), "q_mean": log.mean("q"),
                 "action_entropy": _entropy(action, n_actions) if n > 1 else float("nan"),
                 "sps": global_step / max(time.time() - start, 1e-9),
             }
-            if stats["td_loss"] and not math.isfinite(row["td_loss"]):  # the caller may turn this into its own error
-                raise FloatingPointError(f"DQN TD loss became {row['td_loss']} at step {global_step}")
-            row.update(log.reward_terms())
-            history.append(row)
-            if on_update is not None:
-                on_update(row)
-            log.clear()
-            stats = {k: [] for k in stats}
+            log.finish(row, on_update, loss="td_loss", what="DQN TD loss")
         if global_step >= args.total_timesteps:
             break
     q_net.eval()
-    return q_net, history
+    return q_net, log.history
 
 
 def _entropy(actions: torch.Tensor, n_actions: int) -> float:
@@ -277,22 +265,14 @@ def evaluate(q_net: QNetwork, env: Any, episodes: int, seed: int) -> list[float]
 
 def run(args: Args) -> dict[str, Any]:
     """Standalone DQN on ``args.env_id``: train, evaluate, write CSV / PNG / JSON. Returns the summary."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.bins < 2:
         raise ValueError(f"dqn: --bins must be >= 2, got {args.bins}")
     make_env(args.env_id, args.bins)  # fails early on an unsupported action space
     venv = TorchDiscreteVecEnv(make_vec_env(lambda: make_env(args.env_id, args.bins), args.num_envs),
                                torch.device(args.device))
-    out = run_folder(args, "-noisy" if args.noisy else "")
-    t0 = time.time()
-    with progress_bar("dqn", args.env_id, args.total_timesteps, args.progress) as on_update:
-        q_net, history = train(args, venv, on_update)
-    train_seconds = time.time() - t0
-    venv.close()
-    returns = evaluate(q_net, make_env(args.env_id, args.bins), args.eval_episodes, seed=10_000 + args.seed)
+    score = lambda q_net: evaluate(q_net, make_env(args.env_id, args.bins), args.eval_episodes, seed=10_000 + args.seed)  # noqa: E731
     title = f"{'Noisy ' if args.noisy else ''}DQN {args.env_id} seed {args.seed}"
-    return write_run(out, args, history, returns, train_seconds, title=title)
+    return run_standalone(args, venv, train, score, title, suffix="-noisy" if args.noisy else "")
 
 
 def main() -> None:

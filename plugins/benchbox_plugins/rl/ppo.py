@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from benchbox_plugins.rl.envs import TorchVecEnv, box_action, evaluate_episodes, make_vec_env
-from benchbox_plugins.rl.runlog import EpisodeLog, RunArgs, print_summary, progress_bar, run_folder, write_run
+from benchbox_plugins.rl.runlog import RunArgs, TrainLog, print_summary, run_standalone
 
 
 @dataclass
@@ -162,19 +162,17 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
     val_buf = torch.zeros((t_steps, n), device=device)
     ret_rms = RunningMeanStd(()).to(device)
     disc_return = torch.zeros(n, device=device)
-    log = EpisodeLog(n, device, info_keys)
+    log = TrainLog(n, device, info_keys)
 
     global_step, start = 0, time.time()
     next_obs_raw, _ = envs.reset(seed=args.seed)
     next_obs_raw = next_obs_raw.float().reshape(n, -1)
     next_done = torch.zeros(n, device=device)
-    history: list[dict[str, float]] = []
 
     last_finite_loss: float | None = None  # named in the error if the loss turns NaN/inf
     for iteration in range(1, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
-        log.clear()
 
         # ---- rollout
         for step in range(t_steps):
@@ -279,11 +277,8 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
             "action_std": float(agent.distribution(b_obs[:256])[1].detach().exp().mean()),
             "sps": global_step / max(time.time() - start, 1e-9),
         }
-        row.update(log.reward_terms())
-        history.append(row)
-        if on_update is not None:
-            on_update(row)
-    return agent, history
+        log.finish(row, on_update)
+    return agent, log.history
 
 
 @torch.no_grad()
@@ -303,21 +298,13 @@ def run(args: Args) -> dict[str, Any]:
     """Standalone PPO on ``args.env_id``: train, evaluate, write CSV / PNG / JSON. Returns the summary."""
     import gymnasium as gym
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if not isinstance(gym.make(args.env_id).action_space, gym.spaces.Box):
         raise ValueError(f"ppo: --env-id {args.env_id} must have a Box (continuous) action space")
     envs = make_vec_env(lambda: gym.make(args.env_id), args.num_envs)
     envs.action_space.seed(args.seed)
     venv = TorchVecEnv(envs, torch.device(args.device))
-    out = run_folder(args)
-    t0 = time.time()
-    with progress_bar("ppo", args.env_id, args.total_timesteps, args.progress) as on_update:
-        agent, history = train(args, venv, on_update)
-    train_seconds = time.time() - t0
-    venv.close()
-    returns = evaluate(agent, gym.make(args.env_id), args.eval_episodes, seed=10_000 + args.seed, norm_obs=args.norm_obs)
-    return write_run(out, args, history, returns, train_seconds, title=f"PPO {args.env_id} seed {args.seed}")
+    score = lambda agent: evaluate(agent, gym.make(args.env_id), args.eval_episodes, 10_000 + args.seed, args.norm_obs)  # noqa: E731
+    return run_standalone(args, venv, train, score, title=f"PPO {args.env_id} seed {args.seed}")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from benchbox_plugins.rl.runlog import EpisodeLog
+from benchbox_plugins.rl.runlog import TrainLog
 
 
 @dataclass
@@ -71,7 +71,7 @@ class ReplayBuffer:
 
 
 def step_into_buffer(envs: Any, rb: ReplayBuffer, obs: torch.Tensor, action: torch.Tensor,
-                     log: EpisodeLog) -> tuple[torch.Tensor, torch.Tensor]:
+                     log: TrainLog) -> tuple[torch.Tensor, torch.Tensor]:
     """Step the batched env, store (obs, action, reward, true next obs, terminated) in ``rb``.
 
     With same-step autoreset the env returns the next episode's first observation; the transition

@@ -1,8 +1,9 @@
 """What a training run reports: episode returns and reward terms per log row, a progress bar, run files.
 
-* :class:`EpisodeLog` -- episode returns and mean reward terms of a batch of envs since the last row.
+* :class:`TrainLog` -- log rows: episode returns, reward terms and update statistics since the last row.
 * :func:`progress_bar` -- the rich progress bar of the standalone runs (or plain log lines).
 * :class:`RunArgs` -- the options every standalone run takes (each algorithm's ``Args`` extends it).
+* :func:`run_standalone` -- train with a progress bar, evaluate, write the run folder.
 * :func:`run_folder`, :func:`write_run`, :func:`print_summary` -- a standalone run's folder, its
   ``progress.csv`` / ``returns.png`` / ``eval.json``, and the closing line.
 """
@@ -22,18 +23,47 @@ import numpy as np
 import torch
 
 
-class EpisodeLog:
-    """Episode returns and mean reward terms of a batch of envs since the last log row."""
+class TrainLog:
+    """The log rows of a training run: episode returns, mean reward terms and mean update statistics of a
+    batch of envs since the last row; ``history`` holds the finished rows."""
 
     def __init__(self, num_envs: int, device: torch.device, info_keys: tuple[str, ...] = ()):
         self.info_keys = tuple(info_keys)
         self.ep_return = torch.zeros(num_envs, device=device)
+        self.history: list[dict[str, float]] = []
         self.clear()
 
     def clear(self) -> None:
         self.finished: list[float] = []
         self.sums = {k: 0.0 for k in self.info_keys}
         self.steps = 0
+        self.stats: dict[str, list[float]] = {}
+
+    def add(self, **values: float) -> None:
+        """Record update statistics (losses, Q values); :meth:`mean` averages them over the row."""
+        for key, value in values.items():
+            self.stats.setdefault(key, []).append(value)
+
+    def mean(self, key: str) -> float:
+        values = self.stats.get(key)
+        return float(np.mean(values)) if values else float("nan")
+
+    @staticmethod
+    def due(global_step: int, num_envs: int, every: int, total: int) -> bool:
+        """True when the last vector step crossed a multiple of ``every`` steps, or ended the run."""
+        return global_step // every != (global_step - num_envs) // every or global_step >= total
+
+    def finish(self, row: dict[str, float], on_update: Callable[[dict[str, float]], None] | None = None,
+               loss: str = "", what: str = "") -> None:
+        """Close ``row``: stop with ``FloatingPointError`` if the mean ``loss`` is not finite (the caller
+        may turn it into its own error type), add the reward terms, store it, report it, start a new one."""
+        if loss and self.stats.get(loss) and not math.isfinite(row[loss]):
+            raise FloatingPointError(f"{what} became {row[loss]} at step {row['global_step']}")
+        row.update(self.reward_terms())
+        self.history.append(row)
+        if on_update is not None:
+            on_update(row)
+        self.clear()
 
     def record(self, reward: torch.Tensor, done: torch.Tensor, info: dict[str, Any]) -> None:
         self.ep_return += reward
@@ -92,6 +122,8 @@ class RunArgs:
     seed: int = 1
     env_id: str = "Pendulum-v1"
     """Any gymnasium id with a Box action space (standalone use)."""
+    total_timesteps: int = 30_000
+    """Environment steps (transitions, summed over the parallel environments)."""
     eval_episodes: int = 10
     """Episodes of the final evaluation (deterministic actions, fresh env)."""
     out_dir: str = "runs"
@@ -107,6 +139,21 @@ def run_folder(args: RunArgs, suffix: str = "") -> Path:
     out = Path(args.out_dir) / f"{args.env_id}__{args.exp_name}{suffix}__{args.seed}__{int(time.time())}"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def run_standalone(args: RunArgs, venv: Any, train: Callable[..., tuple], evaluate: Callable[[Any], list[float]],
+                   title: str, suffix: str = "") -> dict[str, Any]:
+    """A standalone run: ``train(args, venv, on_update) -> (model, ..., history)`` under a progress bar,
+    ``evaluate(model)`` for the final returns, then the run folder (:func:`write_run`). Returns the summary."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = run_folder(args, suffix)
+    t0 = time.time()
+    with progress_bar(args.exp_name, args.env_id, args.total_timesteps, args.progress) as on_update:
+        model, *_, history = train(args, venv, on_update)
+    train_seconds = time.time() - t0
+    venv.close()
+    return write_run(out, args, history, evaluate(model), train_seconds, title)
 
 
 def save_curve(path: Path, history: list[dict[str, float]], key: str = "episodic_return", title: str = "") -> None:

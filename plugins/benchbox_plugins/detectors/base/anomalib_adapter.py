@@ -23,6 +23,7 @@ backbone instead (read with ``torch.load(weights_only=True)``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -200,6 +201,7 @@ class AnomalibDetector(Detector):
     needs_val: ClassVar[bool] = False  # runs a validation pass at the end of training
     fixed_batch_size: ClassVar[int] = 0  # the model insists on this train batch size
     min_image_size: ClassVar[int] = 16  # smaller --detector.image-size values are raised to this
+    backbone_path: ClassVar[str] = ""  # attribute path of the pretrained backbone in the module ("" = none)
 
     @dataclass
     class Config:
@@ -240,8 +242,8 @@ class AnomalibDetector(Detector):
         raise NotImplementedError
 
     def backbone_module(self, module: Any) -> torch.nn.Module | None:
-        """The submodule that ``--detector.weights`` loads into."""
-        return None
+        """The submodule that ``--detector.weights`` loads into: ``backbone_path`` below the module."""
+        return functools.reduce(getattr, self.backbone_path.split("."), module) if self.backbone_path else None
 
     def weight_check(self) -> None:
         """Fail at once, in one line, when pretrained weights are missing and unreachable."""
