@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchbox.errors import DataError
 from benchbox_plugins.datasets.base.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.datasets.base.folders import Layout, scan_bmad, subfolders
+from benchbox_plugins.datasets.base.folders import Layout, scan_bmad
 
 CATEGORIES = ("Brain", "Liver", "Retina_RESC", "Retina_OCT2017", "Chest", "Histopathology")
 
@@ -33,6 +33,3 @@ class BMAD(FolderDataset):
 
     def scan(self, root: Path, category: str) -> Layout:
         return scan_bmad(root, category, self.name)
-
-    def categories(self, root: Path) -> list[str]:
-        return [c for c in subfolders(root) if (root / c / "train").is_dir()]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from benchbox_plugins.datasets.base.folderdataset import FolderConfig, FolderDataset
-from benchbox_plugins.datasets.base.folders import Layout, mvtec_categories, scan_mvtec
 
 CATEGORIES = ("drink_bottle", "drink_can", "food_bottle", "food_box", "food_package", "cigarette_box")
 
@@ -16,14 +14,9 @@ class PKUGoodsAD(FolderDataset):
 
     subdir = "pku"
     expected = "<category>/train/good/*.png, <category>/test/<defect>/*.png, optional <category>/ground_truth"
+    masks = "optional"
 
     @dataclass
     class Config(FolderConfig):
         category: str = "drink_bottle"
         """One of drink_bottle, drink_can, food_bottle, food_box, food_package, cigarette_box."""
-
-    def scan(self, root: Path, category: str) -> Layout:
-        return scan_mvtec(root, category, self.name, masks="optional")
-
-    def categories(self, root: Path) -> list[str]:
-        return mvtec_categories(root)

@@ -1,7 +1,8 @@
 """From a scanned :class:`Layout` to :class:`Splits`: decode (cached), resize, split by seed.
 
 Shared by the folder datasets (mvtec, visa, bmad, pku): a plugin only says where its root is
-and how to scan a category; decoding, the ``.npz`` cache and the one-class protocol live here.
+and, unless it is in MVTec's layout, how to scan a category; decoding, the ``.npz`` cache and the
+one-class protocol live here.
 
 Protocol: the official training normals are shuffled by the seed and ``val_fraction`` of them
 become the validation split, together with any validation split the dataset ships (BMAD's
@@ -10,7 +11,6 @@ become the validation split, together with any validation split the dataset ship
 
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,7 +21,7 @@ import torch
 from benchbox.errors import ConfigError, DataError
 from benchbox.interfaces import Dataset, LabeledImages, Splits
 
-from .folders import Layout, Sample, resolve_root
+from .folders import Layout, Sample, resolve_root, scan_mvtec, train_categories
 from .imageio import centre_crop_resize, read_image, read_mask
 from .npzcache import cached, file_key
 
@@ -48,6 +48,7 @@ class FolderDataset(Dataset):
     requires_root: ClassVar[bool] = True
     subdir: ClassVar[str] = ""  # folder under $BENCHBOX_DATA
     expected: ClassVar[str] = ""  # the layout, in words, for error messages
+    masks: ClassVar[str] = "required"  # MVTec layout: every anomaly has a mask, or "optional"
 
     config: FolderConfig
 
@@ -58,11 +59,13 @@ class FolderDataset(Dataset):
     def root(self) -> Path:
         return resolve_root(self.config.root, self.name, self.subdir, self.expected)
 
-    @abc.abstractmethod
-    def scan(self, root: Path, category: str) -> Layout: ...
+    def scan(self, root: Path, category: str) -> Layout:
+        """The files of one category; the MVTec layout unless a dataset says otherwise."""
+        return scan_mvtec(root, category, self.name, masks=self.masks)
 
-    @abc.abstractmethod
-    def categories(self, root: Path) -> list[str]: ...
+    def categories(self, root: Path) -> list[str]:
+        """The categories under ``root``: folders with a ``train/`` folder, unless a dataset says otherwise."""
+        return train_categories(root)
 
     def load(self, seed: int) -> Splits:
         _validate(self.config, self.name)

@@ -107,8 +107,8 @@ def _normals(layout: Layout, folder: Path, what: str) -> list[Sample]:
     return [Sample(p, 0) for p in files]
 
 
-def mvtec_categories(root: Path) -> list[str]:
-    """Category folders of an MVTec-style root: those with a ``train/`` folder."""
+def train_categories(root: Path) -> list[str]:
+    """Category folders of a root (MVTec style, BMAD): those with a ``train/`` folder."""
     return [c for c in subfolders(root) if (root / c / "train").is_dir()]
 
 
