@@ -24,7 +24,7 @@ def test_run_end_to_end_writes_result_folder(tmp_path):
     files = {p.name for p in runs[0].iterdir()}
     assert {"result.json", "samples.png", "curves.png"} <= files
     result = json.loads((runs[0] / "result.json").read_text())
-    assert 0.0 <= result["metrics"]["image_auroc"] <= 1.0
+    assert result["metrics"]["image_auroc"] > 0.95  # digits class 0, these budgets: 0.997-1.0 over seeds 0-4
     assert set(result["metrics"]) >= {"image_auroc", "image_aupr", "image_f1_max"}
     cfg = result["config"]
     assert cfg["dataset"]["name"] == "digits" and cfg["generator"]["epochs"] == 2
@@ -60,10 +60,11 @@ def test_bad_option_value_is_rejected(tmp_path):
 
 
 def test_cuda_request_without_gpu_fails_clearly(tmp_path):
+    import pytest
     import torch
 
     if torch.cuda.is_available():
-        return
+        pytest.skip("a CUDA device is present: the no-GPU error cannot be triggered here")
     out = bb("run", *TINY[:-2], "--device", "cuda", "--out", str(tmp_path))
     assert out.returncode == 2 and "--device cpu" in out.stderr
 

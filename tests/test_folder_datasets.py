@@ -180,7 +180,9 @@ def test_full_run_per_plugin(tmp_path, name, capsys):
     (run,) = list((tmp_path / "runs").iterdir())
     result = json.loads((run / "result.json").read_text())
     metrics = result["metrics"]
-    assert 0.0 <= metrics["pixel_auroc"] <= 1.0 and 0.0 <= metrics["pixel_aupro"] <= 1.0
+    # the fixtures' anomalies are bright squares marked by their masks: seeds 0-4 gave image AUROC 1.0,
+    # pixel AUROC 0.992-0.998 and AUPRO 0.975-0.995 on every layout; a misread or misaligned mask fails
+    assert metrics["image_auroc"] > 0.95 and metrics["pixel_auroc"] > 0.95 and metrics["pixel_aupro"] > 0.9, metrics
     assert result["config"]["dataset"]["root"] == str(tmp_path / "data")
 
 
