@@ -257,3 +257,8 @@ def cmd_grid(argv: Sequence[str]) -> int:
                   f"{out.generator_trainings} generator trainings, {out.stage_hits} stage-cache hits; "
                   f"{out.seconds:.1f} s -> {results}", highlight=False, soft_wrap=True)
     return 1 if out.failed else 0
+
+
+from .api import make_callable  # noqa: E402  (benchbox.grid(spec) calls benchbox.api.grid)
+
+make_callable(__name__)

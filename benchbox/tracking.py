@@ -60,6 +60,21 @@ def require(kind: str, flag: str = "--log") -> None:
             raise ConfigError(f"{flag} {kind} needs the {module} package, which is not installed: {INSTALL}")
 
 
+def preflight(kind: str, uri: str | None = None, flag: str = "--log") -> None:
+    """:func:`require`, and for a tracking server (``http(s)://``) that it answers: all before a run starts."""
+    require(kind, flag)
+    if kind == "mlflow" and uri and uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as reply:
+                reply.read(64)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConfigError(f"--log-uri {uri}: no MLflow tracking server answers there ({reason})") from None
+
+
 # --------------------------------------------------------------------------------------------
 # What a cell contributes: params, metrics, curves, artifacts
 # --------------------------------------------------------------------------------------------
