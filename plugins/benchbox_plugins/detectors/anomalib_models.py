@@ -25,6 +25,23 @@ from benchbox_plugins.detectors.base.anomalib_adapter import AnomalibDetector, _
 Layers = tuple[str, ...]
 
 
+@dataclass
+class BackboneConfig(AnomalibDetector.Config):
+    """The options of the wrappers built on a timm backbone."""
+
+    backbone: str = "resnet18"
+    """timm backbone name (resnet18 for every wrapper here: anomalib's defaults, e.g. wide_resnet50_2 for
+    PatchCore and Reverse Distillation or resnet50 for DFM, are far slower on a CPU)."""
+
+
+@dataclass
+class LayersConfig(BackboneConfig):
+    """The options of the wrappers that read several backbone layers."""
+
+    layers: Layers = ("layer1", "layer2", "layer3")
+    """Backbone layers whose features the model uses."""
+
+
 class AnomalibPadim(AnomalibDetector):
     """anomalib PaDiM: per-position Gaussians of CNN patch features, Mahalanobis distance."""
 
@@ -33,11 +50,7 @@ class AnomalibPadim(AnomalibDetector):
     memory_bank = True
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name."""
-        layers: Layers = ("layer1", "layer2", "layer3")
-        """Backbone layers whose features are concatenated."""
+    class Config(LayersConfig):
         n_features: int = 0
         """Randomly kept feature dimensions (0: anomalib's default for the backbone)."""
 
@@ -57,9 +70,7 @@ class AnomalibPatchcore(AnomalibDetector):
     memory_bank = True
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name (anomalib's default: wide_resnet50_2)."""
+    class Config(LayersConfig):
         layers: Layers = ("layer2", "layer3")
         """Backbone layers whose features are concatenated."""
         coreset_sampling_ratio: float = 0.1
@@ -118,9 +129,7 @@ class AnomalibDfm(AnomalibDetector):
     memory_bank = True
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name (anomalib's default: resnet50)."""
+    class Config(BackboneConfig):
         layer: str = "layer3"
         """Backbone layer the features come from."""
         pooling_kernel_size: int = 0
@@ -156,9 +165,7 @@ class AnomalibFastflow(AnomalibDetector):
     backbone_path = "model.feature_extractor"
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name."""
+    class Config(BackboneConfig):
         flow_steps: int = 8
         conv3x3_only: bool = False
         hidden_ratio: float = 1.0
@@ -179,10 +186,7 @@ class AnomalibReverseDistillation(AnomalibDetector):
     backbone_path = "model.encoder.feature_extractor"
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name (anomalib's default: wide_resnet50_2)."""
-        layers: Layers = ("layer1", "layer2", "layer3")
+    class Config(LayersConfig):
         anomaly_map_mode: Literal["add", "multiply"] = "add"
         epochs: int = 10
 
@@ -201,10 +205,7 @@ class AnomalibStfpm(AnomalibDetector):
     backbone_path = "model.teacher_model.feature_extractor"
 
     @dataclass
-    class Config(AnomalibDetector.Config):
-        backbone: str = "resnet18"
-        """timm backbone name (teacher and student)."""
-        layers: Layers = ("layer1", "layer2", "layer3")
+    class Config(LayersConfig):
         epochs: int = 10
 
     def build(self, pretrained: bool) -> Any:
