@@ -2,7 +2,8 @@
 
 Each detector: fit on `digits` normal class 0 (the 96 training normals) with the test's budgets
 (``conftest.TINY`` plus ``DETECTOR_OPTIONS``), score the fixed test subset the test uses (every test
-normal + the first 200 test anomalies), image AUROC. Each generator: reconstruction MSE on the
+normal + the first 200 test anomalies), image AUROC. Each learned latent policy: mean reward of
+its proposals vs random moves. Each generator: reconstruction MSE on the
 held-out test normals vs the MSE of the mean training image (the trivial reconstruction). Data,
 budgets and the measuring functions are imported from tests/test_quality_floors.py: one source. Repeated over seeds
 0-4, so a floor is set below the worst seed with a stated margin, not at one lucky draw.
@@ -52,7 +53,7 @@ def markdown(data: dict) -> str:
              "Floor rule: at least 0.05 below the worst seed (and far above chance, 0.5).", "",
              "| detector | seeds | min | mean | max | floor in the test | margin (min - floor) |",
              "|---|---|---|---|---|---|---|"]
-    from test_quality_floors import DETECTOR_FLOORS, RECON_MARGIN  # the floors the tests assert
+    from test_quality_floors import DETECTOR_FLOORS, POLICY_GAIN, RECON_MARGIN  # the floors the tests assert
 
     for name, per_seed in sorted(data["detectors"].items()):
         v = np.array(list(per_seed.values()))
@@ -65,6 +66,15 @@ def markdown(data: dict) -> str:
     for name, per_seed in sorted(data["generators"].items()):
         r = np.array([m / b for m, b in per_seed.values()])
         lines.append(f"| {name} | {len(r)} | {r.max():.3f} | {r.mean():.3f} | {RECON_MARGIN} |")
+    lines += ["", "## Latent policies: mean reward of propose()'s moves vs random moves of the same kind "
+              "(ae on the digits training normals; budgets: `POLICY_OPTIONS` in the test)", "",
+              "| policy | seeds | min gain | mean gain | learned (mean) | random (mean) | test asserts gain > |",
+              "|---|---|---|---|---|---|---|"]
+    for name, per_seed in sorted(data["policies"].items()):
+        learned, rand = np.array(list(per_seed.values())).T
+        gain = learned - rand
+        lines.append(f"| {name} | {len(gain)} | {gain.min():.3f} | {gain.mean():.3f} | {learned.mean():.3f} | "
+                     f"{rand.mean():.3f} | {POLICY_GAIN} |")
     lines += ["", f"Wall time of the last chunk: {data['wall_seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -74,36 +84,41 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2,3,4")
-    p.add_argument("--only", choices=["detectors", "generators"])
+    p.add_argument("--only", choices=["detectors", "generators", "policies"])
     p.add_argument("--names", default="", help="comma-separated plugin names (default: all of the group)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     torch.set_num_threads(min(2, torch.get_num_threads()))
     path = OUT.with_suffix(".json")
-    data = json.loads(path.read_text()) if path.is_file() else {"detectors": {}, "generators": {}}
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    for group in ("detectors", "generators", "policies"):
+        data.setdefault(group, {})
     t0 = time.perf_counter()
     from conftest import SLOW_PLUGINS
     from conftest import TINY
-    from test_quality_floors import DETECTOR_OPTIONS, GENERATOR_OPTIONS, N_ANOMALIES, detector_auroc, reconstruction_ratio
+    from test_quality_floors import (DETECTOR_OPTIONS, GENERATOR_OPTIONS, N_ANOMALIES, POLICY_OPTIONS, detector_auroc,
+                                     policy_rewards, reconstruction_ratio)
 
-    for group in ("detectors", "generators"):
+    for group in ("detectors", "generators", "policies"):
         if args.only and args.only != group:
             continue
-        names = [n for n in args.names.split(",") if n] or [
-            q.name for q in registry.list_plugins(group) if not q.broken and q.name not in SLOW_PLUGINS]
+        names = [n for n in args.names.split(",") if n] or (sorted(POLICY_OPTIONS) if group == "policies" else [
+            q.name for q in registry.list_plugins(group) if not q.broken and q.name not in SLOW_PLUGINS])
         for name in names:
             if name not in {q.name for q in registry.list_plugins(group)}:
                 continue
             for seed in seeds:
                 t = time.perf_counter()
-                value = detector_auroc(name, seed) if group == "detectors" else reconstruction_ratio(name, seed)
+                measure = {"detectors": detector_auroc, "generators": reconstruction_ratio, "policies": policy_rewards}
+                value = measure[group](name, seed)
                 data[group].setdefault(name, {})[str(seed)] = value
                 print(f"{group} {name} seed {seed}: {value} ({time.perf_counter() - t:.1f} s)", flush=True)
     import benchbox
 
     data.update({
         "config": {"dataset": "digits", "normal_class": 0, "n_anomalies": N_ANOMALIES, "seeds": seeds,
-                   "budgets": {"all": TINY, "detectors": DETECTOR_OPTIONS, "generators": GENERATOR_OPTIONS}},
+                   "budgets": {"all": TINY, "detectors": DETECTOR_OPTIONS, "generators": GENERATOR_OPTIONS,
+                               "policies": POLICY_OPTIONS}},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "benchbox": benchbox.__version__,
                      "numpy": np.__version__},
         "device": "cpu", "threads": torch.get_num_threads(), "platform": platform.platform(),

@@ -1,5 +1,6 @@
 """Quality floors that can fail: every detector beats a measured AUROC floor on `digits`, every
-generator reconstructs held-out normals better than the mean image does.
+generator reconstructs held-out normals better than the mean image does, every learned latent
+policy proposes moves that earn more of its own reward than random moves do.
 
 Data: `digits`, normal class 0, the dataset's seed-0 split; detectors fit on the 96 training
 normals and score every test normal plus the first 200 test anomalies. Budgets: the suite's tiny
@@ -57,6 +58,17 @@ GENERATOR_OPTIONS = {
 }
 RECON_MARGIN = 0.9  # MSE(reconstruction) / MSE(mean training image) must be below this
 
+# Learned latent policies (ppo, ddpg, dqn) on an ae fitted to the digits training normals: the mean
+# reward of propose()'s moves from every training latent vs random moves of the same kind (uniform
+# actions in [-1, 1]^d; for dqn the mean over its whole move table, an exact expectation).
+# TINY's 256 PPO steps leave the mean action at ~0 (no gain): 2048 steps, ~1.5 s.
+POLICY_OPTIONS = {
+    "ppo": {"total_timesteps": 2048},
+    "ddpg": {"learning_starts": 64, "gradient_steps": 2},
+    "dqn": {"learning_starts": 64, "gradient_steps": 2},
+}
+POLICY_GAIN = 0.5  # learned mean reward - random mean reward must exceed this (measured gains in test_floors.md)
+
 
 def floor_data():
     """Train normals, validation split, and the scored test subset with its labels."""
@@ -86,6 +98,42 @@ def reconstruction_ratio(name: str, seed: int = 0) -> tuple[float, float]:
     return float(((recon - normals) ** 2).mean()), float(((train.mean(0, keepdim=True) - normals) ** 2).mean())
 
 
+_FITTED: dict[str, object] = {}
+
+
+def fitted_ae():
+    """An ae (TINY budgets) fitted to the digits training normals, and its training latents."""
+    if "ae" not in _FITTED:
+        train = floor_data()[0]
+        gen = registry.create("generators", "ae", tiny_config(registry.load("generators", "ae")))
+        gen.fit(train, FitContext(device=CPU, seed=0, stage="test"))
+        _FITTED["ae"] = gen, gen.encode(train)
+    return _FITTED["ae"]
+
+
+def policy_rewards(name: str, seed: int = 0) -> tuple[float, float]:
+    """(mean reward of the fitted policy's proposals, mean reward of random moves of the same kind)."""
+    gen, latents = fitted_ae()
+    cls = registry.load("policies", name)
+    pol = cls(tiny_config(cls, **POLICY_OPTIONS[name]))
+    pol.fit(gen, latents, FitContext(device=CPU, seed=seed, stage="test"))
+    core = pol.core
+    assert core.cfg.episode_length == 1  # one step: the action is dz / (step_size * sigma)
+
+    def reward(actions: torch.Tensor) -> float:
+        z = latents.to(core.device)
+        return float(core.reward(z + core.delta(actions), actions.clamp(-1, 1), z)[0].mean())
+
+    learned = reward(pol.propose(latents, seed=0).to(core.device) / (core.cfg.step_size * core.sigma))
+    if name == "dqn":
+        table = pol.table
+        rand = sum(reward(a.expand(len(latents), -1)) for a in table) / len(table)
+    else:
+        g = torch.Generator().manual_seed(seed)
+        rand = sum(reward((torch.rand(latents.shape, generator=g) * 2 - 1).to(core.device)) for _ in range(4)) / 4
+    return learned, rand
+
+
 def _first_party(group: str) -> set[str]:
     return {p.name for p in registry.list_plugins(group)
             if not p.broken and p.distribution == "benchbox" and p.name not in SLOW_PLUGINS}
@@ -106,3 +154,9 @@ def test_detector_beats_its_floor_on_digits(name):
 def test_generator_reconstruction_beats_the_mean_image(name):
     mse, mean_mse = reconstruction_ratio(name)
     assert mse < RECON_MARGIN * mean_mse, f"{name}: reconstruction MSE {mse:.4f} vs mean image {mean_mse:.4f}"
+
+
+@pytest.mark.parametrize("name", sorted(POLICY_OPTIONS))
+def test_learned_policy_beats_random_moves_on_its_reward(name):
+    learned, rand = policy_rewards(name)
+    assert learned > rand + POLICY_GAIN, f"{name}: mean reward {learned:.3f}, random moves {rand:.3f}"
