@@ -91,6 +91,8 @@ def parse_run(argv: Sequence[str]) -> CellSpec:
         "Run one benchmark cell.\n\nPlugins (choose with --dataset/--generator/--policy/--detector NAME; "
         "options below are those of the chosen plugins):\n"
         + "\n".join(f"  --{k} {chosen[k]:<12} [{names[k]}]" for k in chosen)
+        + "\n\nProgress: bars on a terminal, plain lines (start, ~every 10 % or 30 s, end) when stdout is "
+        "redirected; --quiet prints neither."
     )
     args_cls = build_args_class(classes)
     captured = io.StringIO()
@@ -274,12 +276,13 @@ def _argparse_message(parser: argparse.ArgumentParser, message: str) -> str:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    from .progress import RichReporter, metrics_table
+    from .progress import metrics_table, run_reporter
     from .runner import run_cell
 
-    spec = parse_run(argv)
+    quiet = "--quiet" in argv  # not a cell option: it changes no result, so it stays out of the spec and its hash
+    spec = parse_run([a for a in argv if a != "--quiet"])
     console = Console()
-    with RichReporter(err_console) as reporter:
+    with run_reporter(quiet, err_console) as reporter:
         result = run_cell(spec, reporter)
     console.print(metrics_table(result))
     console.print(f"[green]wrote[/] {result['path']}/ (result.json, samples.png, curves.png)", soft_wrap=True)

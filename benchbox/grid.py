@@ -12,6 +12,7 @@ get a ``failed`` row with their error; the exit code is then 1.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 try:
@@ -170,6 +171,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="GPUs requested per Ray task (fractional allowed)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells whose row says failed")
+    p.add_argument("--quiet", action="store_true", help="no progress output (bars on a terminal, else plain lines)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and which stages are cached; run nothing")
     return p
 
@@ -236,7 +238,13 @@ def cmd_grid(argv: Sequence[str]) -> int:
                           row["status"] if row else "todo", staged)
         Console(width=max(140, console.width)).print(table)
         return 0
-    prog = GridProgress(err)
+    prog: Any
+    if args.quiet or not sys.stdout.isatty():  # plain lines for logs and pipes (none with --quiet)
+        from .progress import GridLines
+
+        prog = GridLines(sys.stdout, quiet=args.quiet)
+    else:
+        prog = GridProgress(err)
     try:
         out = run_grid(cells, results, cache_root, args.backend, args.workers, args.ray_address, args.gpus_per_cell,
                        args.retry_failed, write_runs=not args.no_run_folders, progress=prog)

@@ -43,11 +43,18 @@ class StageFailed(BenchboxError):
 
 
 class Reporter:
-    """Progress sink: the CLI plugs a rich progress bar in; library use can stay silent."""
+    """Progress sink: the CLI plugs rich bars or plain lines in (:mod:`benchbox.progress`);
+    library use can stay silent."""
 
     def start(self, stage: str) -> None: ...
 
     def update(self, stage: str, completed: float, total: float | None) -> None: ...
+
+    def processed(self, stage: str, n: float, unit: str) -> None:
+        """``n`` more images (or steps) done in ``stage``: the rate shown beside the progress."""
+
+    def note(self, stage: str, message: str) -> None:
+        """A one-line remark about ``stage`` (e.g. an estimate of its time)."""
 
     def finish(self, stage: str, seconds: float) -> None: ...
 
@@ -141,7 +148,11 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         def progress(done: float, total: float | None = None) -> None:
             reporter.update(stage, done, total)
 
-        return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress, curves=curves[key])
+        def processed(n: float, unit: str = "images") -> None:
+            reporter.processed(stage, n, unit)
+
+        return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress,
+                          curves=curves[key], processed=processed)
 
     with _stage("load data", reporter, timer):
         dataset, generator, policy, detector = (registry.create(registry.KINDS[kind], c.name, c.config)

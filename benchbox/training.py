@@ -28,7 +28,8 @@ def train_epochs(
     """Adam over shuffled mini-batches of ``data`` (CPU tensor, moved batch by batch).
 
     ``loss_fn(batch_on_device)`` returns a scalar. Logs ``train/<name>`` (and ``val/<name>``
-    when ``val`` is given) per epoch into ``ctx.curves`` and advances ``ctx.progress`` per epoch.
+    when ``val`` is given) per epoch into ``ctx.curves``, advances ``ctx.progress`` per epoch and
+    counts every batch's images into ``ctx.processed`` (the images/s of the progress lines).
     A non-finite loss, or weights that became non-finite (checked after every epoch, so the last
     optimiser step of a run is covered too), stops training with :class:`TrainingDiverged` naming
     the stage and the last finite loss.
@@ -56,6 +57,7 @@ def train_epochs(
             opt.step()
             total += value * len(batch)
             count += len(batch)
+            ctx.processed(len(batch), "images")
         bad = _non_finite_parameter(model)
         if bad is not None:
             _diverged(ctx, f"weights became non-finite ({bad}) in epoch {epoch + 1}", last_finite)
