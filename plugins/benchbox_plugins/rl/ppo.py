@@ -136,6 +136,27 @@ class Agent(nn.Module):
 # -------------------------------------------------------------------------------------- train
 
 
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
+        next_done: torch.Tensor, gamma: float, gae_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and value targets of a ``T x N`` rollout.
+
+    ``dones[t]`` is 1 where an episode ended before step ``t`` (so ``values[t]`` starts a new one);
+    ``next_value`` / ``next_done`` describe the state after the last step. Returns (advantages, returns).
+    """
+    t_steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros(rewards.shape[1:], device=rewards.device)
+    for t in reversed(range(t_steps)):
+        if t == t_steps - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages, advantages + values
+
+
 def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] | None = None,
           info_keys: tuple[str, ...] = ()) -> tuple[Agent, list[dict[str, float]]]:
     """Run PPO on ``envs`` (torch in/out, actions in [-1, 1], SAME_STEP autoreset).
@@ -209,17 +230,7 @@ def train(args: Args, envs: Any, on_update: Callable[[dict[str, float]], None] |
         with torch.no_grad():
             next_obs = agent.obs_rms.normalize(next_obs_raw) if args.norm_obs else next_obs_raw
             next_value = agent.get_value(next_obs).flatten()
-            advantages = torch.zeros_like(rew_buf)
-            lastgaelam = torch.zeros(n, device=device)
-            for t in reversed(range(t_steps)):
-                if t == t_steps - 1:
-                    nextnonterminal, nextvalues = 1.0 - next_done, next_value
-                else:
-                    nextnonterminal, nextvalues = 1.0 - done_buf[t + 1], val_buf[t + 1]
-                delta = rew_buf[t] + args.gamma * nextvalues * nextnonterminal - val_buf[t]
-                lastgaelam = delta + args.gamma * args.gae_lambda * nextnonterminal * lastgaelam
-                advantages[t] = lastgaelam
-            returns = advantages + val_buf
+            advantages, returns = gae(rew_buf, val_buf, done_buf, next_value, next_done, args.gamma, args.gae_lambda)
 
         b_obs, b_act = obs_buf.reshape(-1, obs_dim), act_buf.reshape(-1, act_dim)
         b_logp, b_adv = logp_buf.reshape(-1), advantages.reshape(-1)
