@@ -171,6 +171,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="GPUs requested per Ray task (fractional allowed)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells whose row says failed")
+    p.add_argument("--log", action="append", default=[], metavar="{mlflow,tensorboard}",
+                   help="export every cell at the end: one MLflow run / TensorBoard folder per cell, one experiment "
+                        "(needs pip install 'benchbox[tracking]'; repeatable)")
+    p.add_argument("--log-uri", help="MLflow tracking URI (default sqlite:///mlruns/mlflow.db) or TensorBoard folder "
+                                     "(default runs/tensorboard)")
+    p.add_argument("--log-experiment", help="experiment name (default: the results file's name)")
     p.add_argument("--quiet", action="store_true", help="no progress output (bars on a terminal, else plain lines)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and which stages are cached; run nothing")
     return p
@@ -210,6 +216,9 @@ def cmd_grid(argv: Sequence[str]) -> int:
     from .runtime import resolve_device
 
     args = parser().parse_args(list(argv))
+    from .api import _log_kinds
+
+    log_kinds = _log_kinds(args.log, args.log_uri)  # a missing extra or an unreachable server: before any cell
     spec = build_spec(args)
     name = Path(args.spec).stem if args.spec else "grid"
     results = Path(args.results or Path("grid-results") / f"{name}.jsonl")
@@ -264,6 +273,14 @@ def cmd_grid(argv: Sequence[str]) -> int:
     console.print(f"{out.total} cells: {out.ok} run, {out.skipped} already in results, {out.failed} failed; "
                   f"{out.generator_trainings} generator trainings, {out.stage_hits} stage-cache hits; "
                   f"{out.seconds:.1f} s -> {results}", highlight=False, soft_wrap=True)
+    if log_kinds:
+        from .tracking import describe_target, export
+
+        experiment = args.log_experiment or results.stem
+        for kind in log_kinds:
+            new = export(results, kind, args.log_uri, experiment)
+            console.print(f"logged {len(new)} new cell(s) to {describe_target(kind, args.log_uri, experiment)}",
+                          highlight=False, soft_wrap=True)
     return 1 if out.failed else 0
 
 

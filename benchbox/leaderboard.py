@@ -344,6 +344,9 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
         r, t = read_rows(path)
         rows += r
         torn += t
+    if not rows and torn:  # nothing readable: say so, rather than "no successful rows"
+        raise ConfigError(f"{', '.join(args.results)}: none of its {torn} non-empty line(s) is a benchbox result "
+                          "row (JSON with a config_hash); nothing to rank")
     table = build(list(latest_rows(rows).values()))
     files = write_all(table, Path(args.out), args.title)
     err = Console(stderr=True)
