@@ -23,6 +23,7 @@ from . import registry
 from .cache import StageCache, stage_keys
 from .config import CellSpec
 from .errors import BenchboxError, TrainingDiverged
+from .fingerprint import row_code
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
 from .io import atomic_write_json
 from .metrics import image_metrics
@@ -249,6 +250,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         "device": str(device),
         "environment": device_info(device),
         "versions": package_versions(),
+        "code": row_code(spec),  # benchbox version, each plugin's source hash or release, git commit
         "plugins": {
             g: {"name": n, "distribution": registry.info(g, n).distribution, "version": registry.info(g, n).version}
             for g, n in zip(registry.GROUPS, spec.names.values())
