@@ -23,7 +23,6 @@ from . import registry
 from .cache import StageCache, stage_keys
 from .config import CellSpec
 from .errors import BenchboxError, TrainingDiverged
-from .fingerprint import row_code
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
 from .io import atomic_write_json
 from .metrics import image_metrics
@@ -127,28 +126,6 @@ def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
     return run_id, out / f".partial-{run_id}"
 
 
-def _create_plugins(spec: CellSpec) -> list[Any]:
-    """Every option checked (its declared bounds, named by its flag) and the four plugins built.
-
-    A bad option is a one-line ConfigError of its own, never a failure of stage 'load data'; any
-    other error while building a plugin names the plugin.
-    """
-    from .options import check_config
-
-    for kind, choice in spec.plugins.items():
-        check_config(choice.config, f"--{kind}.")
-    check_config(spec.augment, "--augment.")
-    plugins = []
-    for kind, choice in spec.plugins.items():
-        try:
-            plugins.append(registry.create(registry.KINDS[kind], choice.name, choice.config))
-        except BenchboxError:
-            raise
-        except Exception as exc:
-            raise StageFailed("create plugins", exc) from exc
-    return plugins
-
-
 def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = True,
              cache: "StageCache | None" = None) -> dict[str, Any]:
     """Run one cell end to end and return its result row (also written to disk if ``write``).
@@ -177,8 +154,9 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress,
                           curves=curves[key], processed=processed)
 
-    dataset, generator, policy, detector = _create_plugins(spec)  # bad options fail here, before any stage
     with _stage("load data", reporter, timer):
+        dataset, generator, policy, detector = (registry.create(registry.KINDS[kind], c.name, c.config)
+                                                for kind, c in spec.plugins.items())
         splits = dataset.load(seed)
         reporter.update("load data", 1, 1)
 
@@ -250,7 +228,6 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         "device": str(device),
         "environment": device_info(device),
         "versions": package_versions(),
-        "code": row_code(spec),  # benchbox version, each plugin's source hash or release, git commit
         "plugins": {
             g: {"name": n, "distribution": registry.info(g, n).distribution, "version": registry.info(g, n).version}
             for g, n in zip(registry.GROUPS, spec.names.values())

@@ -18,12 +18,11 @@ computation. Pseudo-anomalies are not used (the detector raises ``ValueError``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Callable, Literal
+from typing import Callable, Literal
 
 import torch
 
 from benchbox.interfaces import Detector, FitContext, Scores
-from benchbox.options import at_least
 from benchbox_plugins.rl.loop_rewards import pairwise_distances
 
 FEATURES = ("pixels", "infeat")
@@ -46,13 +45,13 @@ class KNNDetector(Detector):
 
     @dataclass
     class Config:
-        k: Annotated[int, at_least(1)] = 1
+        k: int = 1
         """Number of nearest training images whose distances are averaged (1 = 1-NN)."""
         features: Literal["pixels", "infeat"] = "pixels"
         """Feature space: raw pixels, or the core's fixed in-domain feature network (benchbox.features)."""
         maps: bool = True
         """Return per-pixel anomaly maps (|x - nearest training images|)."""
-        batch_size: Annotated[int, at_least(1)] = 512
+        batch_size: int = 512
         """Test images scored per distance computation."""
 
     def __init__(self, config: Config | None = None):

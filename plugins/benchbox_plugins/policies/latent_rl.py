@@ -33,7 +33,6 @@ from typing import Any, ClassVar, Iterator, Literal
 import torch
 
 from benchbox.errors import ConfigError, TrainingDiverged
-from benchbox.options import above, at_least, between
 from benchbox.interfaces import FitContext, Generator, LatentPolicy
 from benchbox_plugins.rl.latent_env import LatentCore, LatentVectorEnv, RewardConfig, RewardTerm
 
@@ -46,7 +45,7 @@ class LatentRewardOptions:
     """normal: new in-distribution samples; anomaly: near-boundary pseudo-anomalies (hard negatives)."""
     step_size: float = RewardConfig.step_size
     """Largest |dz| per step, in units of the per-dimension std of the training latents."""
-    episode_length: typing.Annotated[int, at_least(1)] = RewardConfig.episode_length
+    episode_length: int = RewardConfig.episode_length
     """Steps per episode (1 = contextual bandit)."""
     w_realism: float = RewardConfig.w_realism
     """Weight of the encoder-decoder consistency term."""
@@ -65,13 +64,13 @@ class LatentRewardOptions:
 class LatentRLOptions(LatentRewardOptions):
     """Reward options plus the training options shared by every RL latent policy."""
 
-    total_timesteps: typing.Annotated[int, at_least(1)] = 32_768
+    total_timesteps: int = 32_768
     """Environment steps of training (summed over the batched environments)."""
-    num_envs: typing.Annotated[int, at_least(1)] = 128
+    num_envs: int = 128
     """Latent environments stepped as one batch."""
-    learning_rate: typing.Annotated[float, above(0)] = 1e-3
-    gamma: typing.Annotated[float, between(0, 1)] = 0.9
-    hidden: typing.Annotated[int, at_least(1)] = 64
+    learning_rate: float = 1e-3
+    gamma: float = 0.9
+    hidden: int = 64
     """Width of the two hidden layers of the agent's networks."""
     threads: int = 1
     """torch CPU threads while the agent trains (small batched tensors: 1 avoids oversubscription; 0 = as is)."""
@@ -81,11 +80,11 @@ class LatentRLOptions(LatentRewardOptions):
 class OffPolicyOptions(LatentRLOptions):
     """The replay options of the off-policy agents (ddpg, dqn)."""
 
-    batch_size: typing.Annotated[int, at_least(1)] = 256
-    buffer_size: typing.Annotated[int, at_least(1)] = 100_000
-    learning_starts: typing.Annotated[int, at_least(0)] = 1024
+    batch_size: int = 256
+    buffer_size: int = 100_000
+    learning_starts: int = 1024
     """Transitions collected before learning starts (ddpg: with uniform random actions)."""
-    gradient_steps: typing.Annotated[int, at_least(1)] = 16
+    gradient_steps: int = 16
     """Gradient updates (ddpg: critic updates) per batched environment step."""
 
 
