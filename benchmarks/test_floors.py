@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,17 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the suite's budgets: conftest.TINY / tiny_config
 
+from provenance import commit  # noqa: E402  (benchmarks/provenance.py: the one git commit + dirty check)
+
 OUT = ROOT / "benchmarks" / "results" / "test_floors"
-
-
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def markdown(data: dict) -> str:
@@ -122,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "benchbox": benchbox.__version__,
                      "numpy": np.__version__},
         "device": "cpu", "threads": torch.get_num_threads(), "platform": platform.platform(),
-        "commit": _commit(), "wall_seconds": time.perf_counter() - t0,
+        "commit": commit(), "wall_seconds": time.perf_counter() - t0,
     })
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
