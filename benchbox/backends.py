@@ -26,11 +26,18 @@ def execute(spec: CellSpec, cache_root: str | None, write: bool = True) -> dict[
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if not isinstance(exc, StageFailed):
             msg = f"{type(exc).__name__}: {msg}"
-        return {
+        row = {
             "id": None, "status": "failed", "error": msg, "stage": getattr(exc, "stage", None),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "config": spec.resolved(), "config_hash": spec.hash(), "seed": spec.run.seed, "metrics": {},
         }
+        try:  # the code that failed, so a fix to it reruns the cell (an unknown plugin has none)
+            from .fingerprint import row_code
+
+            row["code"] = row_code(spec)
+        except Exception:
+            pass
+        return row
 
 
 def run_sequential(specs: Iterable[CellSpec], cache_root: str | None, write: bool = True,

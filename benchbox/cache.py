@@ -2,11 +2,16 @@
 
 Keys
 ----
-Each stage's artifact is keyed by the hash of its own config and of the keys of its inputs::
+Each stage's artifact is keyed by the hash of its own config, the code it ran and the keys of its
+inputs::
 
-    generator = H(dataset config, generator config, seed, device type)
-    policy    = H(generator key, policy config)
-    augment   = H(policy key, augment config)
+    generator = H(dataset config, generator config, seed, device type, code: benchbox + dataset + generator)
+    policy    = H(generator key, policy config, code: benchbox + policy)
+    augment   = H(policy key, augment config, code: benchbox)
+
+(the code fingerprint of :mod:`benchbox.fingerprint`: benchbox's version and the source hash or
+release of each plugin), so an edit to a plugin's source makes exactly the stages that ran it
+miss, and reverting the edit finds the old artifacts again.
 
 so a generator is trained once per (dataset, generator config, seed) and reused by every policy
 and detector cell that shares it; a policy once per (that, policy config); the augmented set
@@ -68,11 +73,15 @@ def default_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def stage_keys(spec: CellSpec, device_type: str) -> dict[str, str]:
     """The cache keys of a cell's three cached stages (see the module docstring)."""
+    from .fingerprint import cell_code, stage_code
+
     cfg = spec.resolved()
+    code = stage_code(cell_code(spec))
     gen = config_hash({"stage": "generator", "dataset": cfg["dataset"], "generator": cfg["generator"],
-                       "seed": spec.run.seed, "device": device_type}, length=24)
-    pol = config_hash({"stage": "policy", "generator": gen, "policy": cfg["policy"]}, length=24)
-    aug = config_hash({"stage": "augment", "policy": pol, "augment": to_dict(spec.augment)}, length=24)
+                       "seed": spec.run.seed, "device": device_type, "code": code["generator"]}, length=24)
+    pol = config_hash({"stage": "policy", "generator": gen, "policy": cfg["policy"], "code": code["policy"]}, length=24)
+    aug = config_hash({"stage": "augment", "policy": pol, "augment": to_dict(spec.augment), "code": code["augment"]},
+                      length=24)
     return {"generator": gen, "policy": pol, "augment": aug}
 
 

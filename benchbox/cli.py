@@ -275,17 +275,58 @@ def _argparse_message(parser: argparse.ArgumentParser, message: str) -> str:
     return message
 
 
+LOG_FLAGS = {"--log": "log", "--log-uri": "log_uri", "--log-experiment": "log_experiment"}
+
+
+def split_log_options(argv: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """Pull ``--log KIND`` (repeatable, or comma-separated), ``--log-uri URI`` and ``--log-experiment NAME``
+    out of ``benchbox run``'s argv: where the finished cell is exported (:mod:`benchbox.tracking`),
+    not a cell option, so they change no config hash."""
+    found: dict[str, Any] = {"log": []}
+    rest: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        if flag not in LOG_FLAGS:
+            rest.append(args[i])
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                what = "mlflow or tensorboard" if flag == "--log" else "a value"
+                raise ConfigError(f"{flag} needs {what}")
+            value = args[i + 1]
+            i += 1
+        i += 1
+        if flag == "--log":
+            found["log"].append(value)
+        else:
+            found[LOG_FLAGS[flag]] = value
+    return found, rest
+
+
 def cmd_run(argv: Sequence[str]) -> int:
+    log, argv = split_log_options(argv)  # --log mlflow|tensorboard [--log-uri URI] [--log-experiment NAME]
+    if log["log"]:
+        from .api import _log_kinds
+
+        _log_kinds(log["log"], log.get("log_uri"))  # a missing extra or an unreachable server: before the run
     from .progress import metrics_table, run_reporter
-    from .runner import run_cell
+    from .api import run_spec
 
     quiet = "--quiet" in argv  # not a cell option: it changes no result, so it stays out of the spec and its hash
     spec = parse_run([a for a in argv if a != "--quiet"])
     console = Console()
     with run_reporter(quiet, err_console) as reporter:
-        result = run_cell(spec, reporter)
+        result = run_spec(spec, reporter=reporter, **log).row  # the run, then the tracking export
     console.print(metrics_table(result))
     console.print(f"[green]wrote[/] {result['path']}/ (result.json, samples.png, curves.png)", soft_wrap=True)
+    for kind in log["log"]:
+        from .tracking import describe_target
+
+        console.print(f"[green]logged[/] to {describe_target(kind, log.get('log_uri'), log.get('log_experiment'))}",
+                      soft_wrap=True, highlight=False)
     return 0
 
 

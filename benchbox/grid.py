@@ -5,8 +5,10 @@ are CLI flags (``--datasets digits,mnist --seeds 0,1 --set generator.epochs=2``)
 spec's. Results: one JSON line per cell appended to ``--results`` (default ``results.jsonl`` beside
 the spec's name under ``grid-results/``) through :mod:`benchbox.results` (locked, fsynced), so
 several workers or grids lose no rows. A rerun skips every cell whose row (keyed by the cell's
-config hash) is present; a torn last line (a killed writer) is ignored and reported. Failed cells
-get a ``failed`` row with their error; the exit code is then 1.
+config hash) was made by the code installed now (:mod:`benchbox.fingerprint`: benchbox's version
+and the source of the cell's plugins); a row made by other code is *stale* and its cell reruns,
+or with ``--keep-stale`` is kept (the leaderboard marks it). A torn last line (a killed writer) is
+ignored and reported. Failed cells get a ``failed`` row with their error; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -47,16 +49,44 @@ class GridOutcome:
     generator_trainings: int = 0
     seconds: float = 0.0
     torn_lines: int = 0
+    stale: int = 0  # cells whose rows were all made by other code (rerun, or kept with keep_stale)
     failures: list[str] = field(default_factory=list)
+
+
+def pending_cells(cells: list[CellSpec], rows: list[dict[str, Any]], retry_failed: bool = False,
+                  keep_stale: bool = False) -> tuple[list[CellSpec], int]:
+    """The cells to run and the number of stale cells: a cell is done when a row of its config was
+    made by the code installed now (a failed one only without ``retry_failed``); a cell with rows of
+    other code only is stale and runs again, unless ``keep_stale``."""
+    from .fingerprint import cell_code, code_hash
+
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_cell.setdefault(r["config_hash"], []).append(r)
+    todo, stale = [], 0
+    for c in cells:
+        mine = by_cell.get(c.hash(), [])
+        now = code_hash(cell_code(c)) if mine else None
+        current = [r for r in mine if (r.get("code") or {}).get("hash") == now]
+        if current:
+            if retry_failed and current[-1].get("status") == "failed":
+                todo.append(c)
+        elif mine:
+            stale += 1
+            if not keep_stale:
+                todo.append(c)
+        else:
+            todo.append(c)
+    return todo, stale
 
 
 def run_grid(cells: list[CellSpec], results: Path, cache_root: str | None, backend: str = "sequential",
              workers: int = 1, ray_address: str | None = None, gpus_per_cell: float = 0.0,
-             retry_failed: bool = False, write_runs: bool = True, progress: Any = None) -> GridOutcome:
+             retry_failed: bool = False, write_runs: bool = True, progress: Any = None,
+             keep_stale: bool = False) -> GridOutcome:
     rows, torn = read_rows(results)
-    done = latest_rows(rows)
-    todo = [c for c in cells if c.hash() not in done or (retry_failed and done[c.hash()].get("status") == "failed")]
-    out = GridOutcome(total=len(cells), skipped=len(cells) - len(todo), torn_lines=torn)
+    todo, stale = pending_cells(cells, rows, retry_failed, keep_stale)
+    out = GridOutcome(total=len(cells), skipped=len(cells) - len(todo), torn_lines=torn, stale=stale)
     t0 = time.perf_counter()
     if progress:
         progress.begin(out)
@@ -171,6 +201,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--gpus-per-cell", type=float, default=0.0, help="GPUs requested per Ray task (fractional allowed)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells whose row says failed")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="keep rows made by other code (another benchbox version or plugin source) instead of "
+                        "rerunning their cells; the leaderboard marks them stale")
+    p.add_argument("--log", action="append", default=[], metavar="{mlflow,tensorboard}",
+                   help="export every cell at the end: one MLflow run / TensorBoard folder per cell, one experiment "
+                        "(needs pip install 'benchbox[tracking]'; repeatable)")
+    p.add_argument("--log-uri", help="MLflow tracking URI (default sqlite:///mlruns/mlflow.db) or TensorBoard folder "
+                                     "(default runs/tensorboard)")
+    p.add_argument("--log-experiment", help="experiment name (default: the results file's name)")
     p.add_argument("--quiet", action="store_true", help="no progress output (bars on a terminal, else plain lines)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and which stages are cached; run nothing")
     return p
@@ -210,6 +249,9 @@ def cmd_grid(argv: Sequence[str]) -> int:
     from .runtime import resolve_device
 
     args = parser().parse_args(list(argv))
+    from .api import _log_kinds
+
+    log_kinds = _log_kinds(args.log, args.log_uri)  # a missing extra or an unreachable server: before any cell
     spec = build_spec(args)
     name = Path(args.spec).stem if args.spec else "grid"
     results = Path(args.results or Path("grid-results") / f"{name}.jsonl")
@@ -219,7 +261,9 @@ def cmd_grid(argv: Sequence[str]) -> int:
     cache_root = None if args.no_cache else str(default_root(args.cache_dir).absolute())
     console, err = Console(), Console(stderr=True)
     if args.dry_run:
-        done = latest_rows(read_rows(results)[0])
+        rows = read_rows(results)[0]
+        done = latest_rows(rows)
+        stale = {c.hash() for c in pending_cells(cells, rows)[0]}  # cells with rows, but none of today's code
         cache = StageCache(cache_root) if cache_root else None
         device_type = resolve_device(spec.device).type if spec.device != "auto" else "auto"
         table = Table(title=f"{len(cells)} cells -> {results}")
@@ -235,7 +279,7 @@ def cmd_grid(argv: Sequence[str]) -> int:
             else:
                 staged = "(cache off)"
             table.add_row(*c.names.values(), str(c.run.seed), c.hash()[:8],
-                          row["status"] if row else "todo", staged)
+                          ("stale" if c.hash() in stale else row["status"]) if row else "todo", staged)
         Console(width=max(140, console.width)).print(table)
         return 0
     prog: Any
@@ -247,7 +291,8 @@ def cmd_grid(argv: Sequence[str]) -> int:
         prog = GridProgress(err)
     try:
         out = run_grid(cells, results, cache_root, args.backend, args.workers, args.ray_address, args.gpus_per_cell,
-                       args.retry_failed, write_runs=not args.no_run_folders, progress=prog)
+                       args.retry_failed, write_runs=not args.no_run_folders, progress=prog,
+                       keep_stale=args.keep_stale)
     except KeyboardInterrupt:  # Ctrl-C: every finished cell's row is already on disk (appended + fsynced)
         prog.stop()
         done = latest_rows(read_rows(results)[0])
@@ -261,9 +306,19 @@ def cmd_grid(argv: Sequence[str]) -> int:
         err.print(f"[yellow]warning:[/] ignored {out.torn_lines} torn or unreadable line(s) in {results}")
     for f in out.failures:
         err.print(f"[red]failed:[/] {f}", highlight=False, soft_wrap=True)
-    console.print(f"{out.total} cells: {out.ok} run, {out.skipped} already in results, {out.failed} failed; "
+    stale = (f" ({out.stale} stale: kept, made by other code)" if args.keep_stale else
+             f"; {out.stale} stale (made by other code) rerun") if out.stale else ""
+    console.print(f"{out.total} cells: {out.ok} run, {out.skipped} already in results{stale}, {out.failed} failed; "
                   f"{out.generator_trainings} generator trainings, {out.stage_hits} stage-cache hits; "
                   f"{out.seconds:.1f} s -> {results}", highlight=False, soft_wrap=True)
+    if log_kinds:
+        from .tracking import describe_target, export
+
+        experiment = args.log_experiment or results.stem
+        for kind in log_kinds:
+            new = export(results, kind, args.log_uri, experiment)
+            console.print(f"logged {len(new)} new cell(s) to {describe_target(kind, args.log_uri, experiment)}",
+                          highlight=False, soft_wrap=True)
     return 1 if out.failed else 0
 
 

@@ -80,10 +80,28 @@ def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "generator_cfg": config_hash(c["generator"], 8), "policy_cfg": config_hash(c["policy"], 8),
             "detector_cfg": config_hash(c["detector"], 8), "augment_cfg": config_hash(c["augment"], 8),
             "generator": c["generator"]["name"], "policy": c["policy"]["name"], "detector": c["detector"]["name"],
-            "seed": r["seed"], "path": r.get("path"), "_config": c,
+            "seed": r["seed"], "path": r.get("path"), "_config": c, "stale": r.get("_stale"),
             **{k: (float(m[k]) if m.get(k) is not None else np.nan) for k in METRICS},
         })
     return pd.DataFrame(recs)
+
+
+def current_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cell (config hash): the last row made by the code installed now, else the last row.
+
+    Each returned row is a copy with ``_stale``: False (current code), True (made by other code:
+    another benchbox version or plugin source, or rows from before code fingerprints) or None
+    (cannot tell: a plugin of the row is not installed here).
+    """
+    from .fingerprint import staleness
+
+    flags = staleness(rows)
+    best: dict[str, tuple[dict[str, Any], bool | None]] = {}
+    for i, r in enumerate(rows):
+        prev = best.get(r["config_hash"])
+        if prev is None or not (prev[1] is False and flags[i] is not False):
+            best[r["config_hash"]] = (r, flags[i])
+    return [{**r, "_stale": flag} for r, flag in best.values()]
 
 
 def _ci(values: np.ndarray) -> tuple[float, float]:
@@ -175,6 +193,7 @@ def build(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "_family": tuple(ident[k] for k in GROUP + CONTROL), "_control": ident["policy"] == "none",
             "_has_control": False,
             "n_seeds": int(g["seed"].nunique()), "seeds": ",".join(str(s) for s in sorted(g["seed"].unique())),
+            "n_stale": int((g["stale"] == True).sum()),  # noqa: E712  (None: cannot tell, not stale)
         }
         rec["few_seeds"] = rec["n_seeds"] < MIN_SEEDS
         for m in METRICS:
@@ -227,6 +246,8 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     if table["p_wilcoxon"].notna().any():
         disp["p Wilcoxon"] = [_p(p) for p in table["p_wilcoxon"]]
     disp["verdict"] = table["verdict"]
+    if table["n_stale"].any():
+        disp["stale"] = [str(n) if n else "" for n in table["n_stale"]]
     return disp
 
 
@@ -236,7 +257,9 @@ FOOTER = ("Groups: one dataset config each (dataset, category and all dataset op
           "exact sign test `(sign)` when all differences are identical (no variance for a t-test); p Holm: "
           "Holm–Bonferroni across the policies compared with the same control; p Wilcoxon: signed-rank test, "
           f"from {MIN_WILCOXON} pairs. `better`/`worse` only at Holm p < {ALPHA}, else `tie`. `*`: fewer than "
-          f"{MIN_SEEDS} seeds (below the protocol's minimum).")
+          f"{MIN_SEEDS} seeds (below the protocol's minimum). stale (shown when any): seeds whose row was made by "
+          "other code than is installed now (benchbox version or a plugin's source; rerun `benchbox grid` "
+          "without --keep-stale to replace them).")
 
 
 def to_markdown(table: pd.DataFrame, title: str = "benchbox leaderboard") -> str:
@@ -330,7 +353,7 @@ def write_all(table: pd.DataFrame, out: Path, title: str = "benchbox leaderboard
 def cmd_leaderboard(argv: Sequence[str]) -> int:
     from rich.console import Console
 
-    from .results import latest_rows, read_rows
+    from .results import read_rows
 
     p = argparse.ArgumentParser(prog="benchbox leaderboard", description="Leaderboard tables from grid results.")
     p.add_argument("results", nargs="+", help="results file(s) (JSON Lines) written by benchbox grid")
@@ -344,7 +367,10 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
         r, t = read_rows(path)
         rows += r
         torn += t
-    table = build(list(latest_rows(rows).values()))
+    if not rows and torn:  # nothing readable: say so, rather than "no successful rows"
+        raise ConfigError(f"{', '.join(args.results)}: none of its {torn} non-empty line(s) is a benchbox result "
+                          "row (JSON with a config_hash); nothing to rank")
+    table = build(current_rows(rows))
     files = write_all(table, Path(args.out), args.title)
     err = Console(stderr=True)
     if torn:

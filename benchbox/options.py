@@ -71,7 +71,46 @@ def between(low: float, high: float) -> Check:
     return Check(lambda v: low <= v <= high, f"a number in [{low}, {high}]")
 
 
+def above(low: float) -> Check:
+    """``value > low``, e.g. a learning rate: ``above(0)``."""
+    return Check(lambda v: v > low, f"a number > {low}")
+
+
+def within(low: float, high: float) -> Check:
+    """``low < value < high`` (both ends excluded), e.g. a mask ratio: ``within(0, 1)``."""
+    return Check(lambda v: low < v < high, f"a number in ({low}, {high})")
+
+
 existing_path = Check(lambda v: Path(str(v)).expanduser().exists(), "an existing file or folder")
+
+_STATE_DICTS: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime) -> readable: read each file once
+
+
+def _is_state_dict_file(value: Any) -> bool:
+    """A file that ``torch.load(weights_only=True)`` reads as a dict holding tensors ("" = unset)."""
+    if value == "":
+        return True
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _STATE_DICTS:
+        import torch
+
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # not a torch file, a pickle needing arbitrary classes, truncated, ...
+            obj = None
+        for nested in ("state_dict", "model"):  # checkpoints that keep the weights one level down
+            if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
+                obj = obj[nested]
+        _STATE_DICTS[key] = isinstance(obj, dict) and any(isinstance(v, torch.Tensor) for v in obj.values())
+    return _STATE_DICTS[key]
+
+
+state_dict_file = Check(_is_state_dict_file, "a PyTorch state-dict file (a dict of tensors saved with "
+                                             "torch.save(model.state_dict(), PATH)), or '' for none")
 
 
 def checks_of(field: dataclasses.Field, annotation: Any) -> tuple[Any, tuple[Check, ...]]:

@@ -107,6 +107,9 @@ def _static_description(module: str, attr: str) -> tuple[str, str | None]:
             return _class_description(node), None
     if attr.split(".")[0] in _top_level_names(tree):
         return "", None  # defined some other way (alias, import, factory): described once loaded
+    for node in ast.walk(tree):  # defined under an `if` / `try`: whether it exists is known only on import
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            return _class_description(node), None
     return "", f"AttributeError: module {module!r} defines no {attr!r}"
 
 
@@ -147,10 +150,11 @@ def list_plugins(group: str | None = None, pattern: str = "*", check: bool = Fal
                 continue
             module, _, attr = ep.value.partition(":")
             desc, error = _static_description(module, attr)
-            if check and error is None:
+            if check:  # importing is the truth: a class defined under an `if` or after a raise is no static matter
                 try:
                     cls = load(g, ep.name)
                     desc = desc or _first_line(getattr(cls, "description", "") or cls.__doc__ or "")
+                    error = None
                 except PluginLoadError as exc:
                     error = str(exc)
             out.append(PluginInfo(ep.name, g, ep.value, dist, version, desc, error))

@@ -23,6 +23,7 @@ from . import registry
 from .cache import StageCache, stage_keys
 from .config import CellSpec
 from .errors import BenchboxError, TrainingDiverged
+from .fingerprint import row_code
 from .interfaces import Curves, FitContext, Generator, LatentPolicy, LabeledImages
 from .io import atomic_write_json
 from .metrics import image_metrics
@@ -102,6 +103,25 @@ def augment(
     return images.clamp(0, 1), src, dz
 
 
+def augment_spread(latents: torch.Tensor, dz: torch.Tensor, generated: torch.Tensor,
+                   real: torch.Tensor) -> dict[str, float]:
+    """How far and how diversely the policy moved (collapse shows as spreads near 0); empty without images.
+
+    ``dz_rms``: root mean square of dz in units of the training latents' per-dimension std;
+    ``dz_spread``: mean over dimensions of the std of dz across the generated set, same units;
+    ``gen_spread``: mean per-pixel std of the generated images over that of the real training
+    images (1 = as varied as the training set).
+    """
+    if not len(generated):
+        return {}
+    std = latents.float().std(0).clamp_min(1e-8) if len(latents) > 1 else torch.ones(latents.shape[1])
+    u = dz.float() / std
+    real_std = float(real.float().std(0).mean()) if len(real) > 1 else 0.0
+    gen_std = float(generated.float().std(0).mean()) if len(generated) > 1 else 0.0
+    return {"dz_rms": float(u.pow(2).mean().sqrt()), "dz_spread": float(u.std(0).mean()) if len(u) > 1 else 0.0,
+            "gen_spread": gen_std / real_std if real_std > 0 else None}
+
+
 def _generation_quality(real: torch.Tensor, generated: torch.Tensor, device: torch.device) -> dict[str, float]:
     """FID, pixel-histogram KL and PRDC of the generated images vs the real training images.
 
@@ -124,6 +144,28 @@ def _new_run_dir(out: Path, spec: CellSpec) -> tuple[str, Path]:
         k += 1
         run_id = f"{base}-{k}"
     return run_id, out / f".partial-{run_id}"
+
+
+def _create_plugins(spec: CellSpec) -> list[Any]:
+    """Every option checked (its declared bounds, named by its flag) and the four plugins built.
+
+    A bad option is a one-line ConfigError of its own, never a failure of stage 'load data'; any
+    other error while building a plugin names the plugin.
+    """
+    from .options import check_config
+
+    for kind, choice in spec.plugins.items():
+        check_config(choice.config, f"--{kind}.")
+    check_config(spec.augment, "--augment.")
+    plugins = []
+    for kind, choice in spec.plugins.items():
+        try:
+            plugins.append(registry.create(registry.KINDS[kind], choice.name, choice.config))
+        except BenchboxError:
+            raise
+        except Exception as exc:
+            raise StageFailed("create plugins", exc) from exc
+    return plugins
 
 
 def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = True,
@@ -154,9 +196,8 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress,
                           curves=curves[key], processed=processed)
 
+    dataset, generator, policy, detector = _create_plugins(spec)  # bad options fail here, before any stage
     with _stage("load data", reporter, timer):
-        dataset, generator, policy, detector = (registry.create(registry.KINDS[kind], c.name, c.config)
-                                                for kind, c in spec.plugins.items())
         splits = dataset.load(seed)
         reporter.update("load data", 1, 1)
 
@@ -191,7 +232,8 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         images, idx, delta = augment(generator, policy, latents, spec.augment.ratio, seed, spec.augment.batch_size)
         return {"generated": images, "src": idx, "dz": delta,
                 "generation": {k: v if v is None or isinstance(v, str) else float(v)
-                               for k, v in _generation_quality(splits.train, images, device).items()}}
+                               for k, v in _generation_quality(splits.train, images, device).items()}
+                | augment_spread(latents, delta, images, splits.train)}
 
     with _stage("augment", reporter, timer):
         aug = cached_stage("augment", augmented_set)
@@ -228,6 +270,7 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
         "device": str(device),
         "environment": device_info(device),
         "versions": package_versions(),
+        "code": row_code(spec),  # benchbox version, each plugin's source hash or release, git commit
         "plugins": {
             g: {"name": n, "distribution": registry.info(g, n).distribution, "version": registry.info(g, n).version}
             for g, n in zip(registry.GROUPS, spec.names.values())

@@ -75,6 +75,16 @@ def preflight(kind: str, uri: str | None = None, flag: str = "--log") -> None:
             raise ConfigError(f"--log-uri {uri}: no MLflow tracking server answers there ({reason})") from None
 
 
+def describe_target(kind: str, uri: str | None = None, experiment: str | None = None) -> str:
+    """Where an export went and how to look at it, in one line."""
+    uri = uri or DEFAULT_URIS[kind]
+    experiment = experiment or "benchbox"
+    if kind == "mlflow":
+        return (f"MLflow {uri}, experiment {experiment!r} (browse: mlflow ui --backend-store-uri {uri}; "
+                "the UI comes with pip install mlflow)")
+    return f"TensorBoard {Path(uri) / experiment} (browse: tensorboard --logdir {uri})"
+
+
 # --------------------------------------------------------------------------------------------
 # What a cell contributes: params, metrics, curves, artifacts
 # --------------------------------------------------------------------------------------------

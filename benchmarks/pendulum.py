@@ -4,8 +4,9 @@ Every (agent, seed) trains for a fixed step budget, then plays 10 evaluation epi
 env (seeds 10000 + seed ...) with deterministic actions (PPO: the Gaussian mean; DDPG: the actor;
 DQN: greedy, noisy layers at their mean weights; random: uniform random torques). The final return
 of a run is the mean of those 10 episodes; the table gives mean +- std (over seeds) of that, the
-steps, the training wall seconds and steps/s, next to the figures of the source material
-(DQN -838, Noisy DQN -1368, DDPG -627; a good agent scores -100 to -200).
+steps, the training wall seconds and steps/s, next to the figures of the project's source material
+(the average returns it reported for these algorithms on Pendulum, quoted in issue 9 -- not runs of
+this repository: DQN -838, Noisy DQN -1368, DDPG -627; a good agent scores -100 to -200).
 
 DQN and Noisy DQN act on 9 torques (-2, -1.5, ..., 2) through
 :class:`benchbox_plugins.rl.envs.DiscretizeAction` (``--bins``).
@@ -134,7 +135,9 @@ def summarise() -> dict[str, Any]:
     lines = ["# Pendulum-v1: random, PPO, DDPG, DQN, Noisy DQN", "",
              f"Final return = mean of {EVAL_EPISODES} evaluation episodes on a fresh env with deterministic actions "
              "(PPO: Gaussian mean, DDPG: actor, DQN: greedy, NoisyNet at its mean weights; random: uniform torques). "
-             "Mean ± std over seeds. A good agent scores -100 to -200.", "",
+             "Mean ± std over seeds. A good agent scores -100 to -200. `source figure`: the average return the "
+             "project's source material reported for the same algorithm (quoted in issue 9; not a run of this "
+             "repository). `target`: the issue's acceptance threshold.", "",
              "| agent | seeds | final return | per seed | steps | train s (mean) | steps/s | source figure | target |",
              "|---|---|---|---|---|---|---|---|---|"]
     for t in table:

@@ -3,9 +3,9 @@
 For every normal class and seed, the ``ae`` and ``memvae`` detectors (default configs) are fitted
 on the training normals -- exactly what a ``none``-policy cell does (same splits, same detector
 seed ``seed * 101 + 3`` as ``benchbox.runner``) -- and scored on the test split. The nearest-
-neighbour distance on raw pixels is the floor. Transformer numbers are taken from
-``--transformer-json`` (default ``results/mnist_reference.json``, written by ``mnist_reference.py``)
-where present.
+neighbour distance on raw pixels is the floor. The transformer runs as one more
+detector (``--detectors transformer``); ``--transformer-json`` optionally adds a seed-0 column
+from a ``mnist_reference.py`` result.
 
 Results are appended to ``results/recon_detectors.json`` after every cell (an interrupted run
 resumes) and summarised in ``results/recon_detectors.md``. Usage::
@@ -29,6 +29,7 @@ from benchbox.interfaces import FitContext
 from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.metrics import image_metrics
 from benchbox.runtime import package_versions, resolve_device, seed_everything
+from provenance import provenance  # benchmarks/provenance.py: versions, device, commit, wall time
 
 OUT = Path(__file__).parent / "results"
 JSON, MD = OUT / "recon_detectors.json", OUT / "recon_detectors.md"
@@ -48,9 +49,9 @@ def run(detector: str, normal_class: int, seed: int, device: torch.device) -> di
     return {**metrics, "cpu_seconds": round(time.process_time() - t, 1), "device": str(device)}
 
 
-def transformer_reference(path: Path) -> tuple[dict[int, float], str]:
+def transformer_reference(path: Path | None) -> tuple[dict[int, float], str]:
     """Per-class seed-0 transformer AUROC from a ``mnist_reference.py`` result, and where it ran."""
-    if not path.is_file():
+    if path is None or not path.is_file():
         return {}, ""
     data = json.loads(path.read_text())
     rows = [r for r in data["per_class"] if r.get("seed", 0) == 0]
@@ -62,35 +63,50 @@ def _mean(values: list[float]) -> float:
     return statistics.mean(values) if values else float("nan")
 
 
-def summarise(rows: list[dict], transformer_json: Path) -> None:
+def device_of(row: dict) -> str:
+    """Where a row ran. kNN is numpy on the CPU; ae/memvae rows without a ``device`` field predate
+    ``--device`` (commit aee7a33), when the script fitted on ``torch.device("cpu")`` unconditionally."""
+    return row.get("device") or "cpu"
+
+
+def summarise(rows: list[dict], transformer_json: Path | None) -> None:
+    """results/recon_detectors.md from the rows: one table per device (CPU and CUDA numbers differ)."""
     tr, tr_where = transformer_reference(transformer_json)
     classes = sorted({r["class"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     dets = [d for d in ("memvae", "ae", "transformer", "knn") if any(r["detector"] == d for r in rows)]
-
-    def aurocs(d: str, k: int | None = None, seed: int | None = None) -> list[float]:
-        return [r["image_auroc"] for r in rows if r["detector"] == d and k in (None, r["class"]) and seed in (None, r["seed"])]
-
-    head = " | ".join(f"{d} s{s}" for d in dets for s in seeds)
     lines = ["# MNIST-5k one-class: reconstruction-error detectors (policy none, default configs)", "",
-             "Image AUROC on the test split per normal class and seed; `mean` = mean over the seeds run. "
-             + (f"Transformer: seed 0 from `{transformer_json.name}` ({tr_where})." if tr else ""), "",
-             f"| normal class | {head} | " + " | ".join(f"{d} mean" for d in dets) + (" | transformer s0 |" if tr else " |"),
-             "|---:|" + "---:|" * (len(dets) * (len(seeds) + 1) + bool(tr))]
-    for k in classes:
-        per_seed = [f"{v[0]:.4f}" if (v := aurocs(d, k, s)) else "-" for d in dets for s in seeds]
-        means = [f"{_mean(aurocs(d, k)):.4f}" for d in dets]
-        lines.append(f"| {k} | " + " | ".join(per_seed + means) + (f" | {tr[k]:.4f} |" if k in tr else (" | - |" if tr else " |")))
-    lines += ["", "Mean over the ten classes (only where all ten were run for that seed):", ""]
-    for s in seeds:
-        full = {d: aurocs(d, seed=s) for d in dets}
-        parts = [f"{d} {_mean(v):.4f}" for d, v in full.items() if len(v) == 10]
-        if parts:
-            lines.append(f"- seed {s}: " + ", ".join(parts) + (f", transformer {_mean(list(tr.values())):.4f}" if s == 0 and len(tr) == 10 else ""))
-    cpu = sum(r.get("cpu_seconds", 0) for r in rows)
-    lines += ["", f"CPU time of the ae/memvae fits: {cpu:.0f} s (1 torch thread, shared 2-core machine); "
-              f"torch {package_versions().get('torch')}. MemAE (Gong et al. 2019) reports 0.975 on full MNIST "
-              "(60k training images); this is the 5k subset (about 270 training normals per class)."]
+             "Image AUROC on the test split per normal class and seed; `mean` = mean over the seeds run on that "
+             "device. The cells ran on two devices (CPU and CUDA give different numbers for the same seed), so "
+             "there is one table per device; `-` = that cell ran on the other device (or not at all). kNN "
+             "(raw-pixel nearest neighbour, numpy) is the floor and is listed with the CPU rows."
+             + (f" Transformer: seed 0 from `{transformer_json.name}` ({tr_where})." if tr else ""), ""]
+    for device in sorted({device_of(r) for r in rows}):
+        here = [r for r in rows if device_of(r) == device]
+        ddets = [d for d in dets if any(r["detector"] == d for r in here)]
+
+        def aurocs(d: str, k: int | None = None, seed: int | None = None) -> list[float]:
+            return [r["image_auroc"] for r in here
+                    if r["detector"] == d and k in (None, r["class"]) and seed in (None, r["seed"])]
+
+        counts = ", ".join(f"{d} {len(aurocs(d))}" for d in ddets)
+        head = " | ".join(f"{d} s{s}" for d in ddets for s in seeds)
+        lines += [f"## {device.upper()} ({counts} cells)", "",
+                  f"| normal class | {head} | " + " | ".join(f"{d} mean" for d in ddets) + (" | transformer s0 |" if tr else " |"),
+                  "|---:|" + "---:|" * (len(ddets) * (len(seeds) + 1) + bool(tr))]
+        for k in classes:
+            per_seed = [f"{v[0]:.4f}" if (v := aurocs(d, k, s)) else "-" for d in ddets for s in seeds]
+            means = [f"{_mean(v):.4f}" if (v := aurocs(d, k)) else "-" for d in ddets]
+            lines.append(f"| {k} | " + " | ".join(per_seed + means) + (f" | {tr[k]:.4f} |" if k in tr else (" | - |" if tr else " |")))
+        full = [f"- seed {s}: " + ", ".join(f"{d} {_mean(v):.4f}" for d in ddets if len(v := aurocs(d, seed=s)) == 10)
+                for s in seeds if any(len(aurocs(d, seed=s)) == 10 for d in ddets)]
+        lines += ["", "Mean over the ten classes (only where all ten ran on this device for that seed):", ""]
+        lines += full or ["- (no detector has all ten classes of one seed on this device)"]
+        cpu = sum(r.get("cpu_seconds", 0) for r in here)
+        lines += ["", f"Process CPU time of the ae/memvae/transformer fits here: {cpu:.0f} s.", ""]
+    lines += [f"torch {package_versions().get('torch')} now; the JSON records the versions of its last write. MemAE "
+              "(Gong et al. 2019) reports 0.975 on full MNIST (60k training images); this is the 5k subset (about "
+              "270 training normals per class). Machine: 2 cores shared with other jobs, 1 torch thread."]
     atomic_write_text(MD, "\n".join(lines) + "\n")
 
 
@@ -101,11 +117,13 @@ def main() -> None:
     ap.add_argument("--detectors", nargs="*", default=["knn", "ae", "memvae"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--transformer-json", type=Path, default=OUT / "mnist_reference.json",
-                    help="mnist_reference.py result to take the transformer column from")
+    ap.add_argument("--transformer-json", type=Path, default=None,
+                    help="optional mnist_reference.py result to add as an extra transformer column (the transformer "
+                         "rows of this table come from --detectors transformer)")
     ap.add_argument("--summarise-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
     rows = json.loads(JSON.read_text())["rows"] if JSON.is_file() else []
     done = {(r["detector"], r["class"], r["seed"]) for r in rows}
     if args.summarise_only:
@@ -118,7 +136,7 @@ def main() -> None:
                 row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed, resolve_device(args.device))}
                 rows.append(row)
                 print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s)", flush=True)
-                atomic_write_json(JSON, {"rows": rows, "versions": package_versions()})
+                atomic_write_json(JSON, {"rows": rows, **provenance(args.device, t0)})
                 summarise(rows, args.transformer_json)
 
 

@@ -96,7 +96,7 @@ def test_local_weights_file_is_loaded(tmp_path):
     det = registry.create("detectors", "anomalib-padim", image_size=32, weights=str(path))
     module = det.make_module()
     assert torch.all(det.backbone_module(module).conv1.weight == 0.125)
-    with pytest.raises(ConfigError, match="--detector.weights"):
+    with pytest.raises(ConfigError, match="option 'weights' expects a PyTorch state-dict file"):
         registry.create("detectors", "anomalib-padim", image_size=32, weights=str(tmp_path / "nope.pth"))
 
 
@@ -107,7 +107,7 @@ def test_pseudo_anomalies_rejected(digits_splits):
 
 
 def test_bad_options_one_line():
-    with pytest.raises(ConfigError, match="--detector.image-size"):
+    with pytest.raises(ConfigError, match=r"option 'image_size' expects a number in \[16, 1024\], got 4"):
         registry.create("detectors", "anomalib-padim", image_size=4)
     with pytest.raises(ConfigError, match="--detector.pooling-kernel-size"):
         registry.create("detectors", "anomalib-dfm", image_size=32, pooling_kernel_size=4, pretrained=False)

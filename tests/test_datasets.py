@@ -83,8 +83,8 @@ def test_image_size_option():
 
 @pytest.mark.parametrize("opts,match", [
     ({"normal_class": 11}, "normal-class 11"),
-    ({"val_fraction": 1.5}, "val-fraction"),
-    ({"train_limit": -1}, "train-limit"),
+    ({"val_fraction": 1.5}, "option 'val_fraction' expects a number in"),
+    ({"train_limit": -1}, "option 'train_limit' expects an integer >= 0"),
 ])
 def test_bad_protocol_options(opts, match):
     with pytest.raises(ConfigError, match=match):

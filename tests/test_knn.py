@@ -69,7 +69,7 @@ def test_more_training_normals_help():
 
 
 def test_bad_options_and_inputs():
-    with pytest.raises(ValueError, match=r"knn: --detector.k must be >= 1"):
+    with pytest.raises(ConfigError, match=r"detector 'knn' option 'k' expects an integer >= 1, got 0"):
         registry.create("detectors", "knn", k=0)
     with pytest.raises(ConfigError, match=r"option 'features' must be one of 'pixels', 'infeat'"):
         registry.create("detectors", "knn", features="inception")

@@ -331,7 +331,10 @@ def test_plugin_fit_and_propose(fitted, name, overrides):
     dz = pol.propose(z, seed=4)
     assert dz.shape == z.shape and dz.dtype == z.dtype and torch.isfinite(dz).all()
     assert torch.equal(dz, pol.propose(z, seed=4))
-    assert not torch.equal(dz, pol.propose(z, seed=5))
+    assert torch.equal(dz, pol.propose(z, seed=5))  # deterministic actor / greedy move: the seed plays no part
+    pol.config.sample = True  # --policy.sample: seeded propose noise / random moves
+    assert not torch.equal(pol.propose(z, seed=4), pol.propose(z, seed=5))
+    pol.config.sample = False
     ep = pol.config.episode_length
     sigma = latents.std(0)
     if name == "ddpg":

@@ -87,7 +87,11 @@ def test_plugin_fit_logs_and_proposes(fitted, role, episode_length):
     bound = pol.config.step_size * episode_length * latents.std(0) + 1e-5
     assert (dz.abs() <= bound).all()
     assert torch.equal(dz, pol.propose(latents[:32], seed=4))
-    assert not torch.equal(dz, pol.propose(latents[:32], seed=5))
+    assert torch.equal(dz, pol.propose(latents[:32], seed=5))  # the mean action: no noise, the seed plays no part
+    pol.config.sample = True  # --policy.sample: seeded draws from the policy
+    drawn = pol.propose(latents[:32], seed=4)
+    assert torch.equal(drawn, pol.propose(latents[:32], seed=4))
+    assert not torch.equal(drawn, pol.propose(latents[:32], seed=5)) and not torch.equal(drawn, dz)
 
 
 def test_plugin_same_seed_same_policy(fitted):

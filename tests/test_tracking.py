@@ -179,3 +179,24 @@ def test_tensorboard_events_read_back_with_event_accumulator(grid_results, tmp_p
     print(f"tensorboard read-back: {len(folders)} event folders, {len(tags['scalars'])} scalar tags, "
           f"{len(tags['images'])} images per cell")
     assert tracking.export(results, "tensorboard", uri=str(tmp_path / "tb"), experiment="tiny-grid") == []
+
+
+@pytest.mark.skipif(not _has("tensorboard"), reason=SKIP)
+def test_cli_run_with_log_tensorboard(tmp_path, capsys):
+    """`benchbox run --log tensorboard --log-uri DIR`: the finished cell lands in DIR/<experiment>/<run id>."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from benchbox.cli import main
+
+    code = main(["run", "--dataset", "digits", "--generator", "ae", "--policy", "none", "--detector", "ae",
+                 "--generator.epochs", "2", "--detector.epochs", "1", "--dataset.train-limit", "60", "--device", "cpu",
+                 "--out", str(tmp_path / "runs"), "--log", "tensorboard", "--log-uri", str(tmp_path / "tb"),
+                 "--log-experiment", "cli", "--quiet"])
+    assert code == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    ea = EventAccumulator(str(tmp_path / "tb" / "cli" / run_dir.name))
+    ea.Reload()
+    row = json.loads((run_dir / "result.json").read_text())
+    assert ea.Scalars("metrics/image_auroc")[0].value == pytest.approx(row["metrics"]["image_auroc"], rel=1e-6)
+    assert [e.step for e in ea.Scalars("generator/train/loss")] == [1, 2]
+    assert "logged to TensorBoard" in " ".join(capsys.readouterr().out.split())

@@ -18,26 +18,43 @@ computation. Pseudo-anomalies are not used (the detector raises ``ValueError``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
 from benchbox.interfaces import Detector, FitContext, Scores
+from benchbox.options import at_least
 from benchbox_plugins.rl.loop_rewards import pairwise_distances
 
 FEATURES = ("pixels", "infeat")
 
 
-def fixed_features(kind: str, reference: torch.Tensor, device: torch.device | str = "cpu",
-                   where: str = "knn: --detector.features") -> Callable[[torch.Tensor], torch.Tensor]:
-    """The fixed feature map ``kind`` ("pixels" or "infeat") for images like ``reference`` (N x f, on the CPU)."""
-    if kind == "pixels":
-        return lambda images: images.detach().float().flatten(1).cpu()
-    if kind == "infeat":
-        from benchbox.features import indomain_extractor
+class FixedFeatures:
+    """A picklable fixed feature map (``pixels`` or ``infeat``) for images like ``reference``.
 
-        return indomain_extractor(reference, device=device)
-    raise ValueError(f"{where} must be one of {', '.join(FEATURES)}, got {kind!r}")
+    The ``infeat`` network is rebuilt after unpickling from the reference images (a cache hit of
+    :func:`benchbox.features.indomain_extractor`), so a fitted policy can go through the stage cache.
+    """
+
+    def __init__(self, kind: str, reference: torch.Tensor, device: torch.device | str = "cpu",
+                 where: str = "--detector.features"):
+        if kind not in FEATURES:
+            raise ValueError(f"{where} must be one of {', '.join(FEATURES)}, got {kind!r}")
+        self.kind, self.device = kind, str(device)
+        self.reference = reference.detach().float().cpu() if kind == "infeat" else None
+        self._fn: Any = None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.kind == "pixels":
+            return images.detach().float().flatten(1).cpu()
+        if self._fn is None:
+            from benchbox.features import indomain_extractor
+
+            self._fn = indomain_extractor(self.reference, device=self.device)
+        return self._fn(images).float().cpu()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fn": None}
 
 
 class KNNDetector(Detector):
@@ -45,13 +62,13 @@ class KNNDetector(Detector):
 
     @dataclass
     class Config:
-        k: int = 1
+        k: Annotated[int, at_least(1)] = 1
         """Number of nearest training images whose distances are averaged (1 = 1-NN)."""
         features: Literal["pixels", "infeat"] = "pixels"
         """Feature space: raw pixels, or the core's fixed in-domain feature network (benchbox.features)."""
         maps: bool = True
         """Return per-pixel anomaly maps (|x - nearest training images|)."""
-        batch_size: int = 512
+        batch_size: Annotated[int, at_least(1)] = 512
         """Test images scored per distance computation."""
 
     def __init__(self, config: Config | None = None):
@@ -65,7 +82,7 @@ class KNNDetector(Detector):
             raise ValueError(f"knn: --detector.batch-size must be >= 1, got {c.batch_size}")
         self.train: torch.Tensor | None = None
         self.memory: torch.Tensor | None = None
-        self.features: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.features: FixedFeatures | None = None
         self.device = torch.device("cpu")
 
     def fit(self, images: torch.Tensor, ctx: FitContext, pseudo_anomalies: torch.Tensor | None = None) -> None:
@@ -75,7 +92,7 @@ class KNNDetector(Detector):
             raise ValueError(f"knn: need at least --detector.k={self.config.k} training images N x C x H x W, "
                              f"got shape {tuple(images.shape)}")
         self.device = ctx.device
-        self.features = fixed_features(self.config.features, images, ctx.device)
+        self.features = FixedFeatures(self.config.features, images, ctx.device)
         self.train = images.detach().float().clone()
         self.memory = self.features(self.train).to(self.device)
         ctx.curves.log("memory_size", 0, len(self.memory))

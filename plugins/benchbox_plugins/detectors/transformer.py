@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchbox.interfaces import Detector, FitContext, Scores
+from benchbox.options import above, at_least, within
 from benchbox.training import train_epochs
 
 
@@ -82,25 +83,25 @@ class TransformerDetector(Detector):
 
     @dataclass
     class Config:
-        patch_size: int = 0
+        patch_size: Annotated[int, at_least(0)] = 0
         """Patch side in pixels (0 = about image_size / 7, at least 2)."""
-        dim: int = 96
-        depth: int = 4
-        heads: int = 4
-        mlp_ratio: float = 2.0
-        mask_ratio: float = 0.9
+        dim: Annotated[int, at_least(1)] = 96
+        depth: Annotated[int, at_least(1)] = 4
+        heads: Annotated[int, at_least(1)] = 4
+        mlp_ratio: Annotated[float, above(0)] = 2.0
+        mask_ratio: Annotated[float, within(0, 1)] = 0.9
         """Share of patches hidden per training image (and per pass in inpaint scoring)."""
-        epochs: int = 60
-        batch_size: int = 64
-        lr: float = 1e-3
-        weight_decay: float = 1e-4
+        epochs: Annotated[int, at_least(1)] = 60
+        batch_size: Annotated[int, at_least(1)] = 64
+        lr: Annotated[float, above(0)] = 1e-3
+        weight_decay: Annotated[float, at_least(0, "a number")] = 1e-4
         score: Literal["knn", "inpaint"] = "knn"
         """knn: token distance to the nearest training token at the same position; inpaint: masked error."""
         image_score: Literal["max", "mean"] = "max"
         """How patch scores become the image score."""
-        bank_limit: int = 4096
+        bank_limit: Annotated[int, at_least(1)] = 4096
         """At most this many training images in the knn memory bank (seeded subsample)."""
-        score_rounds: int = 2
+        score_rounds: Annotated[int, at_least(1)] = 2
         """inpaint scoring: fixed mask permutations (each costs V forward passes)."""
         mode: Literal["reconstruct", "classify"] = "reconstruct"
         """reconstruct: masked-patch inpainting error; classify: normal vs pseudo-anomaly classifier

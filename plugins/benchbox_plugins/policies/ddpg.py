@@ -1,7 +1,7 @@
 """The ``ddpg`` latent policy: DDPG (:mod:`benchbox_plugins.rl.ddpg`) learns dz on the latent environment.
 
 Same reward as ``ppo``. ``propose`` plays one episode from each given z with the deterministic
-actor plus (``--policy.propose-noise``) seeded Gaussian noise, so the same seed gives the same dz.
+actor, plus (with ``--policy.sample``) ``--policy.propose-noise`` seeded Gaussian noise.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ class DDPGPolicy(OffPolicyRLPolicy):
         noise_sigma: float = 0.2
         """Exploration noise std (sigma of the OU process), in [-1, 1] action units."""
         propose_noise: float = 0.1
-        """Std of the seeded Gaussian noise added to the actor's action in propose (0 = deterministic dz)."""
+        """Std of the seeded Gaussian noise added to the actor's action in propose with --policy.sample."""
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         action = self.model(obs)
-        if self.config.propose_noise > 0:
+        if generator is not None and self.config.propose_noise > 0:
             action = action + self.config.propose_noise * torch.randn(action.shape, generator=generator).to(obs.device)
         return action.clamp(-1, 1)
 

@@ -2,8 +2,8 @@
 
 The actions are +/- one step along the top-K principal directions of the training latents
 (:mod:`benchbox_plugins.rl.latent_discrete`), with the reward of ``ppo``; ``--policy.noisy`` for
-NoisyNet exploration. ``propose`` takes the greedy move, or with probability
-``--policy.propose-epsilon`` a seeded uniformly random one.
+NoisyNet exploration. ``propose`` takes the greedy move, or (with ``--policy.sample``) with
+probability ``--policy.propose-epsilon`` a seeded uniformly random one.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DQNPolicy(OffPolicyRLPolicy):
         noisy: bool = False
         """NoisyNet layers (factorised Gaussian) instead of epsilon-greedy exploration."""
         propose_epsilon: float = 0.05
-        """Probability of a seeded uniformly random move in propose (0 = greedy, the same dz for every seed)."""
+        """Probability of a seeded uniformly random move in propose with --policy.sample (0 = greedy)."""
 
     def reward_config(self, latents: torch.Tensor) -> RewardConfig:
         m, d = latents.shape
@@ -61,9 +61,11 @@ class DQNPolicy(OffPolicyRLPolicy):
         self.table = env.actions
         return env
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         n = len(obs)
         idx = self.model(obs).argmax(1)
+        if generator is None:
+            return self.table[idx]
         explore = (torch.rand(n, generator=generator) < self.config.propose_epsilon).to(obs.device)
         idx = torch.where(explore, torch.randint(0, len(self.table), (n,), generator=generator).to(obs.device), idx)
         return self.table[idx]

@@ -14,11 +14,12 @@ helped 1-NN on 7 of 10 MNIST classes at 50 training normals); the options are fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
 from benchbox.interfaces import FitContext, Generator, LatentPolicy
+from benchbox.options import above, at_least, between
 from benchbox_plugins.rl.loop_rewards import pairwise_distances
 
 
@@ -54,13 +55,13 @@ class Mixup(LatentPolicy):
     class Config:
         weights: Literal["uniform", "beta"] = "uniform"
         """Distribution of the weight a of the source: uniform on [lo, hi], or Beta(alpha, alpha)."""
-        lo: float = 0.0
+        lo: Annotated[float, between(0, 1)] = 0.0
         """Lower end of a (uniform)."""
-        hi: float = 1.0
+        hi: Annotated[float, between(0, 1)] = 1.0
         """Upper end of a (uniform)."""
-        alpha: float = 0.4
+        alpha: Annotated[float, above(0)] = 0.4
         """Beta(alpha, alpha) parameter (weights = beta): < 1 favours points near either end."""
-        neighbours: int = 0
+        neighbours: Annotated[int, at_least(0)] = 0
         """Partner drawn among the k nearest training latents (0 = among all of them)."""
 
     def __init__(self, config: Config | None = None):

@@ -1,8 +1,8 @@
 """The ``ppo`` latent policy: PPO (:mod:`benchbox_plugins.rl.ppo`) learns dz on the latent environment.
 
 ``fit`` trains on the batched latent environment (reward: realism + novelty band - step size),
-``propose`` plays one episode from each given z with actions sampled from the learned Gaussian
-policy (a seeded generator, so the same seed gives the same dz).
+``propose`` plays one episode from each given z with the learned Gaussian policy's mean action,
+or (``--policy.sample``) with actions sampled from it (a seeded generator: same seed, same dz).
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ class PPOPolicy(LatentRLPolicy):
         log_std_init: float = -0.5
         """Initial log-std of the Gaussian policy (actions in [-1, 1])."""
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         agent = self.model
         mean, log_std = agent.distribution(agent.obs_rms.normalize(obs))
+        if generator is None:
+            return mean.clamp(-1, 1)
         noise = torch.randn(mean.shape, generator=generator).to(obs.device)
         return (mean + log_std.exp() * noise).clamp(-1, 1)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
 from benchbox.interfaces import FitContext, Generator, LatentPolicy
+from benchbox.options import at_least
 
 
 class RandomDelta(LatentPolicy):
@@ -14,7 +16,7 @@ class RandomDelta(LatentPolicy):
 
     @dataclass
     class Config:
-        sigma: float = 0.5
+        sigma: Annotated[float, at_least(0, "a number")] = 0.5
         """Step size in units of the per-dimension std of the training latents."""
 
     def __init__(self, config: Config | None = None):

@@ -10,12 +10,11 @@ every shorter budget); the rest follow by their own score. ``propose`` returns, 
 the n given sources, ``dz = chosen[r] - z`` (cycling if n > N), so the decoded set is the first n
 chosen candidates whatever the sources; ``seed`` plays no part (the choice is fixed by ``fit``).
 
-The fixed space (:func:`loop_space`) is the generator's image space: the reference normals are
-the decoded training latents (leave-one-out) and the decoded latents of the validation normals,
-so candidates, memory and references all pass through the same decoder (a blurry decode is not
-closer to a blurry reference than a sharp real image would be), featurised by raw ``pixels`` or
-the core's in-domain network (``infeat``, trained on the decoded training latents). Only train
-and validation data are used.
+The fixed space is :func:`benchbox_plugins.policies.loop.loop_space`, the one the RL policies'
+loop rewards use: the generator's image space, the decoded training latents as memory and
+leave-one-out references, the decoded latents of the validation normals as held-out references,
+featurised by raw ``pixels`` or the core's in-domain network (``infeat``). Only train and
+validation data are used.
 
 Defaults were chosen on ``digits`` (see ``benchmarks/augmentation_study.py --tune``): mixup
 candidates, ``factor = 10`` (the 2,500-from-250 ratio of issue 18), reference = validation +
@@ -26,43 +25,14 @@ or duplicate weight (coverage alone already prefers candidates near, not on, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 
-from benchbox.interfaces import FitContext, Generator, LabeledImages, LatentPolicy
-from benchbox_plugins.detectors.knn import fixed_features
+from benchbox.interfaces import FitContext, Generator, LatentPolicy
+from benchbox_plugins.policies.loop import loop_space
 from benchbox_plugins.policies.mixup import Mixup
-from benchbox_plugins.rl.loop_rewards import LoopReference, greedy_coverage
-
-
-@dataclass
-class LoopSpace:
-    """A fixed feature map and the reference data of the loop rewards in it."""
-
-    features: Callable[[torch.Tensor], torch.Tensor]
-    reference: LoopReference
-
-
-def loop_space(generator: Generator, latents: torch.Tensor, val: LabeledImages | None, features: str = "pixels",
-               reference: str = "both", band: tuple[float, float] = (5.0, 95.0), dup_fraction: float = 0.25,
-               device: torch.device | str = "cpu", where: str = "--policy") -> LoopSpace:
-    """The loop-reward space of a fitted generator: decoded training latents (memory, leave-one-out
-    references) and decoded latents of the validation normals (held-out references)."""
-    if reference not in ("both", "val", "train"):
-        raise ValueError(f"{where}.reference must be 'both', 'val' or 'train', got {reference!r}")
-    train_dec = generator.decode(latents.detach().cpu())
-    featurize = fixed_features(features, train_dec, device, where=f"{where}.features")
-    held = None
-    if reference in ("both", "val"):
-        if val is None or int((val.labels == 0).sum()) == 0:
-            raise ValueError(f"{where}.reference {reference!r} needs validation normals, and the data has none "
-                             "(use --policy.reference train)")
-        normals = val.images[val.labels == 0]
-        held = featurize(generator.decode(generator.encode(normals))).to(device)
-    memory = featurize(train_dec).to(device)
-    ref = LoopReference.build(memory, held, loo=reference in ("both", "train"), band=band, dup_fraction=dup_fraction)
-    return LoopSpace(featurize, ref)
+from benchbox_plugins.rl.loop_rewards import greedy_coverage
 
 
 class SelectBest(LatentPolicy):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 
 from benchbox.errors import ConfigError, DataError
 from benchbox.interfaces import Dataset, LabeledImages, Splits
+from benchbox.options import Check, at_least
 
 from .folders import Layout, Sample, resolve_root, scan_mvtec, train_categories
 from .imageio import centre_crop_resize, read_image, read_mask
@@ -34,11 +35,11 @@ class FolderConfig:
     """Dataset folder (empty = $BENCHBOX_DATA/<dataset>)."""
     category: str = ""
     """Category (object / organ / texture) to load."""
-    image_size: int = 256
+    image_size: Annotated[int, at_least(0)] = 256
     """Side in pixels: centre square crop (keeps the aspect), then resize (0 = native size)."""
-    val_fraction: float = 0.1
+    val_fraction: Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")] = 0.1
     """Share of the training normals held out for validation (tuning, early stopping)."""
-    train_limit: int = 0
+    train_limit: Annotated[int, at_least(0)] = 0
     """Keep only this many normal training images (0 = all): the low-data regime."""
 
 

@@ -8,6 +8,7 @@ held-out normal images and the anomalies. Splits are a pure function of (data, c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -15,19 +16,20 @@ import torch.nn.functional as F
 
 from benchbox.errors import ConfigError
 from benchbox.interfaces import LabeledImages, Splits
+from benchbox.options import Check, at_least
 
 
 @dataclass
 class OneClassConfig:
-    normal_class: int = 0
+    normal_class: Annotated[int, at_least(0)] = 0
     """Class treated as normal; every other class is anomalous."""
-    train_limit: int = 0
+    train_limit: Annotated[int, at_least(0)] = 0
     """Keep only this many normal training images (0 = all): the low-data regime."""
-    val_fraction: float = 0.1
+    val_fraction: Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")] = 0.1
     """Share of the training normals held out for validation (tuning, early stopping)."""
-    test_fraction: float = 0.4
+    test_fraction: Annotated[float, Check(lambda v: 0 < v < 1, "a number in (0, 1)")] = 0.4
     """Share of the normals held out for test when the data has no official test split."""
-    image_size: int = 0
+    image_size: Annotated[int, at_least(0)] = 0
     """Resize images to this many pixels per side (0 = native size)."""
 
 

@@ -32,7 +32,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Annotated, Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from benchbox.errors import ConfigError
 from benchbox.interfaces import Detector, FitContext, Scores
+from benchbox.options import at_least, between, state_dict_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -176,7 +177,11 @@ def load_backbone_weights(module: torch.nn.Module, path: str, where: str) -> Non
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"{where}: --detector.weights {path} is not a file")
-    state = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # torch's own message suggests weights_only=False: unsafe, and no use to a CLI user
+        raise ConfigError(f"{where}: --detector.weights {path} is not a PyTorch state-dict file (a dict of tensors "
+                          "saved with torch.save(model.state_dict(), PATH))") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -205,13 +210,13 @@ class AnomalibDetector(Detector):
 
     @dataclass
     class Config:
-        image_size: int = 64
+        image_size: Annotated[int, between(16, 1024)] = 64
         """Images are resized to this square side (grayscale repeated to 3 channels)."""
         pretrained: bool = True
         """Use the backbone's ImageNet weights (needs them on disk or network access)."""
-        weights: str = ""
+        weights: Annotated[str, state_dict_file] = ""
         """Local file with backbone weights (a state dict); implies no download."""
-        batch_size: int = 32
+        batch_size: Annotated[int, at_least(1)] = 32
         """Training and scoring batch size."""
         max_steps: int = -1
         """Stop training after this many optimiser steps (-1: no limit)."""

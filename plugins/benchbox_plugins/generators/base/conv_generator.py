@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 from torch import nn
 
 from benchbox.interfaces import FitContext, Generator
+from benchbox.options import above, at_least
 from benchbox.training import batched, train_epochs
 from benchbox_plugins.generators.base.convnet import check_square
 
 
 @dataclass
 class ConvGeneratorConfig:
-    latent_dim: int = 16
+    latent_dim: Annotated[int, at_least(1)] = 16
     """Size of the latent vector z."""
-    base_channels: int = 32
+    base_channels: Annotated[int, at_least(1)] = 32
     """Channels of the first conv stage (doubling per stage, capped at 256)."""
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 2e-3
+    epochs: Annotated[int, at_least(1)] = 40
+    batch_size: Annotated[int, at_least(1)] = 64
+    lr: Annotated[float, above(0)] = 2e-3
 
 
 class ConvGenerator(Generator):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,7 @@ from torch import nn
 
 from benchbox.errors import ConfigError, DataError, TrainingDiverged
 from benchbox.interfaces import FitContext, Generator
+from benchbox.options import Check, above, at_least
 from benchbox.training import batched, train_epochs
 from benchbox_plugins.generators.base.convnet import ConvEncoder, check_square, stage_channels, stage_sizes
 
@@ -243,29 +244,29 @@ def recalibrate_batchnorm(net: nn.Module, batches: list[tuple[torch.Tensor, torc
 
 @dataclass
 class GanConfig:
-    latent_dim: int = 64
+    latent_dim: Annotated[int, at_least(1)] = 64
     """Size of the noise vector z (a conditional model's latent adds one number per class)."""
     arch: Literal["dcgan", "improved"] = "dcgan"
     """dcgan: transposed-conv G, strided-conv D; improved: residual G blocks, deeper D with global average pooling."""
-    base_channels: int = 32
+    base_channels: Annotated[int, at_least(1)] = 32
     """Channels of the first D stage / last G stage (doubling per stage, capped at 256)."""
     spectral_norm: bool = False
     """Spectral normalisation of every D layer (and no batch norm in D)."""
     feature_matching: bool = False
     """G matches the batch mean of D's features on real images instead of fooling D."""
-    epochs: int = 200
+    epochs: Annotated[int, at_least(1)] = 200
     """GAN training epochs (one D and one G update per batch)."""
-    batch_size: int = 64
-    lr: float = 1e-3
+    batch_size: Annotated[int, at_least(1)] = 64
+    lr: Annotated[float, above(0)] = 1e-3
     """Adam learning rate of G (and of Triple-GAN's classifier)."""
-    d_lr: float = 2e-4
+    d_lr: Annotated[float, above(0)] = 2e-4
     """Adam learning rate of D. G learns faster than D by default: at these small widths a DCGAN D
     trained at G's rate wins within a few hundred steps on MNIST (D(G(z)) -> 0.002, G collapses)."""
-    beta1: float = 0.5
+    beta1: Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")] = 0.5
     """Adam beta1 of the GAN players (DCGAN: 0.5)."""
-    encoder_epochs: int = 100
+    encoder_epochs: Annotated[int, at_least(1)] = 100
     """Epochs of the encoder E trained after the GAN to invert G (izi_f)."""
-    encoder_lr: float = 1e-3
+    encoder_lr: Annotated[float, above(0)] = 1e-3
     kappa: float = 1.0
     """Weight of the discriminator-feature residual (encoder loss and fanogan score)."""
 
