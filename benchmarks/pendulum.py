@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from provenance import provenance
 
 from benchbox.io import atomic_write_json, atomic_write_text
 
@@ -53,7 +54,7 @@ def run_one(agent: str, seed: int, steps: int) -> dict[str, Any]:
     """Train ``agent`` on Pendulum-v1 for ``steps`` steps and evaluate it; returns the result row."""
     scratch = f"/tmp/benchbox_pendulum/{agent}"
     load_before = os.getloadavg()[0]
-    t0 = time.time()
+    t0 = time.perf_counter()
     if agent == "random":
         import gymnasium as gym
 
@@ -87,8 +88,8 @@ def run_one(agent: str, seed: int, steps: int) -> dict[str, Any]:
     return {"agent": agent, "seed": seed, "final_return": float(np.mean(returns)), "eval_std": float(np.std(returns)),
             "eval_returns": returns, "steps": n_steps, "train_seconds": round(train_s, 1),
             "steps_per_s": round(n_steps / train_s, 1) if train_s > 0 else None,
-            "total_seconds": round(time.time() - t0, 1), "load_before": round(load_before, 2),
-            "load_after": round(os.getloadavg()[0], 2), "args": summary.get("args", {})}
+            "total_seconds": round(time.perf_counter() - t0, 1), "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2), "args": summary.get("args", {}), **provenance("cpu", t0)}
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -115,9 +116,13 @@ def summarise() -> dict[str, Any]:
         })
     env = {"torch": torch.__version__, "device": "cpu", "threads_per_run": 1, "cpu_count": os.cpu_count(),
            "platform": platform.platform(), "python": platform.python_version(),
-           "load_during_runs": [r["load_before"] for r in rows]}
+           "load_during_runs": [r["load_before"] for r in rows],
+           "runs_without_provenance": [f"{r['agent']}-seed{r['seed']}" for r in rows if "commit" not in r],
+           "commits": sorted({str(r.get("commit")) for r in rows if "commit" in r})}
     summary = {"env_id": "Pendulum-v1", "eval_episodes": EVAL_EPISODES, "dqn_torque_bins": BINS,
-               "budgets": BUDGETS, "table": table, "runs": rows, "environment": env}
+               "budgets": BUDGETS, "table": table, "runs": rows, "environment": env,
+               # wall_seconds here = the sum of the per-run wall times (each run records its own)
+               **provenance("cpu", time.perf_counter() - sum(r.get("total_seconds", 0.0) for r in rows))}
     atomic_write_json(OUT / "pendulum.json", summary)
 
     buf = io.StringIO()
