@@ -7,6 +7,8 @@ Small budgets (generator 10 epochs, detectors 1 epoch, PPO 512 steps, small nets
 comparison takes a few minutes on 2 CPU cores. One warm-up cell runs first (it builds the FID
 feature extractor, cached on disk, which would otherwise be charged to whichever run goes first).
 The two runs must give identical metrics (the cache changes cost, never numbers).
+Writes the JSON (with versions, device, commit and wall time from ``benchmarks/provenance.py``) and
+the ``.md`` beside it, written from the JSON.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from provenance import provenance  # noqa: E402  (benchmarks/provenance.py: versions, device, commit, wall time)
 
 from benchbox.grid import GridSpec, latest_rows, read_rows, run_grid  # noqa: E402
+from benchbox.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 OPTIONS = {
     "generator": {"epochs": 10, "base_channels": 8, "latent_dim": 8},
@@ -59,14 +66,37 @@ def measure() -> dict:
     return report
 
 
+def render(report: dict) -> str:
+    """The .md, from the .json alone."""
+    lines = ["# Grid with and without the stage cache", "", f"Grid: {report['grid']}.", "",
+             "| run | cells | ok | wall s | generator trainings | stage-cache hits | fit generator s | fit policy s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode in ("cache", "no-cache"):
+        r = report[mode]
+        lines.append(f"| {mode} | {r['cells']} | {r['ok']} | {r['wall_s']} | {r['generator_trainings']} | "
+                     f"{r['stage_cache_hits']} | {r['fit_generator_s']} | {r['fit_policy_s']} |")
+    dev = report["device"]
+    lines += ["", f"Speed-up {report['speedup']}x; identical metrics with and without the cache: "
+              f"{report['same_metrics']}.", "",
+              f"Device {dev['device']} ({dev['cpu_count']} cores shared with other jobs, {dev['torch_threads']} torch "
+              f"thread), torch {report['versions'].get('torch')}, commit {report['commit']}, wall "
+              f"{report['wall_seconds']} s (warm-up cell included)."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "grid_cache_speed.json"))
     args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
     report = measure()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    report.update(provenance("cpu", t0))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, report)
+    atomic_write_text(out.with_suffix(".md"), render(report))
+    print(render(report))
 
 
 if __name__ == "__main__":
