@@ -8,9 +8,15 @@ detector (``--detectors transformer``); ``--transformer-json`` optionally adds a
 from a ``mnist_reference.py`` result.
 
 Results are appended to ``results/recon_detectors.json`` after every cell (an interrupted run
-resumes) and summarised in ``results/recon_detectors.md``. Usage::
+resumes); every row records its device, git commit (``benchmarks/provenance.py``) and wall time, the
+file the versions, device, commit and wall time of its last write. A cell counts as done when a row
+of it exists *on the same device* with a recorded commit; ``--redo`` reruns the selected cells
+anyway (e.g. after the detector's code changed). A new row replaces the cell's older row on the
+same device. ``results/recon_detectors.md`` is written from the JSON, one table per device.
+Usage::
 
-    python benchmarks/recon_detectors.py [--classes 0 1 ...] [--seeds 0 1 2] [--detectors ae memvae transformer] [--threads 1] [--device cpu]
+    python benchmarks/recon_detectors.py [--classes 0 1 ...] [--seeds 0 1 2] [--detectors ae memvae transformer]
+        [--threads 1] [--device cpu] [--redo] [--summarise-only]
 """
 
 from __future__ import annotations
@@ -28,25 +34,28 @@ from benchbox import registry
 from benchbox.interfaces import FitContext
 from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.metrics import image_metrics
-from benchbox.runtime import package_versions, resolve_device, seed_everything
-from provenance import provenance  # benchmarks/provenance.py: versions, device, commit, wall time
+from benchbox.runtime import resolve_device, seed_everything
+from provenance import commit, provenance  # benchmarks/provenance.py: versions, device, commit, wall time
 
 OUT = Path(__file__).parent / "results"
 JSON, MD = OUT / "recon_detectors.json", OUT / "recon_detectors.md"
 
 
 def run(detector: str, normal_class: int, seed: int, device: torch.device) -> dict:
+    wall = time.perf_counter()
     splits = registry.create("datasets", "mnist", normal_class=normal_class).load(seed)
     if detector == "knn":
         nn = NearestNeighbors(n_neighbors=1).fit(splits.train.flatten(1).numpy())
         scores = torch.from_numpy(nn.kneighbors(splits.test.images.flatten(1).numpy())[0][:, 0])
-        return {"image_auroc": image_metrics(splits.test.labels, scores)["image_auroc"], "cpu_seconds": 0.0}
+        return {"image_auroc": image_metrics(splits.test.labels, scores)["image_auroc"], "cpu_seconds": 0.0,
+                "device": "cpu", "commit": commit(), "wall_seconds": round(time.perf_counter() - wall, 1)}
     seed_everything(seed)
     det = registry.create("detectors", detector)
     t = time.process_time()
     det.fit(splits.train, FitContext(device=device, seed=seed * 101 + 3, stage="fit detector", val=splits.val))
     metrics = image_metrics(splits.test.labels, det.score(splits.test.images).image)
-    return {**metrics, "cpu_seconds": round(time.process_time() - t, 1), "device": str(device)}
+    return {**metrics, "cpu_seconds": round(time.process_time() - t, 1), "device": str(device), "commit": commit(),
+            "wall_seconds": round(time.perf_counter() - wall, 1)}
 
 
 def transformer_reference(path: Path | None) -> tuple[dict[int, float], str]:
@@ -69,8 +78,21 @@ def device_of(row: dict) -> str:
     return row.get("device") or "cpu"
 
 
-def summarise(rows: list[dict], transformer_json: Path | None) -> None:
-    """results/recon_detectors.md from the rows: one table per device (CPU and CUDA numbers differ)."""
+def seed_means(rows: list[dict], device: str, seed: int = 0) -> dict[str, float]:
+    """Per detector, the mean image AUROC over the ten classes of ``seed`` on ``device`` (only detectors with
+    all ten classes there): the reference row other benchmarks (fanogan_mnist.py) quote."""
+    out = {}
+    for d in ("transformer", "ae", "memvae", "knn"):
+        vals = {r["class"]: r["image_auroc"] for r in rows
+                if r["detector"] == d and r["seed"] == seed and device_of(r) == device}
+        if len(vals) == 10:
+            out[d] = statistics.mean(vals.values())
+    return out
+
+
+def summarise(data: dict, transformer_json: Path | None) -> None:
+    """results/recon_detectors.md from the JSON: one table per device (CPU and CUDA numbers differ)."""
+    rows = data["rows"]
     tr, tr_where = transformer_reference(transformer_json)
     classes = sorted({r["class"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
@@ -103,8 +125,13 @@ def summarise(rows: list[dict], transformer_json: Path | None) -> None:
         lines += ["", "Mean over the ten classes (only where all ten ran on this device for that seed):", ""]
         lines += full or ["- (no detector has all ten classes of one seed on this device)"]
         cpu = sum(r.get("cpu_seconds", 0) for r in here)
-        lines += ["", f"Process CPU time of the ae/memvae/transformer fits here: {cpu:.0f} s.", ""]
-    lines += [f"torch {package_versions().get('torch')} now; the JSON records the versions of its last write. MemAE "
+        commits = sorted({str(r["commit"]) for r in here if r.get("commit")})
+        old = sum(1 for r in here if not r.get("commit"))
+        lines += ["", f"Process CPU time of the ae/memvae/transformer fits here: {cpu:.0f} s. Commits of these rows: "
+                  + (", ".join(c[:12] + ("+dirty" if c.endswith("+dirty") else "") for c in commits) or "none recorded")
+                  + (f"; {old} rows predate per-row commits (owed a rerun)." if old else "."), ""]
+    lines += [f"Last write: torch {data.get('versions', {}).get('torch', '?')}, commit {data.get('commit', '?')}, "
+              f"{data.get('wall_seconds', '?')} s. MemAE "
               "(Gong et al. 2019) reports 0.975 on full MNIST (60k training images); this is the 5k subset (about "
               "270 training normals per class). Machine: 2 cores shared with other jobs, 1 torch thread."]
     atomic_write_text(MD, "\n".join(lines) + "\n")
@@ -121,23 +148,30 @@ def main() -> None:
                     help="optional mnist_reference.py result to add as an extra transformer column (the transformer "
                          "rows of this table come from --detectors transformer)")
     ap.add_argument("--summarise-only", action="store_true")
+    ap.add_argument("--redo", action="store_true", help="rerun the selected cells even when done on this device")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    rows = json.loads(JSON.read_text())["rows"] if JSON.is_file() else []
-    done = {(r["detector"], r["class"], r["seed"]) for r in rows}
+    device = resolve_device(args.device)
+    data = json.loads(JSON.read_text()) if JSON.is_file() else {"rows": []}
+    rows = data["rows"]
     if args.summarise_only:
-        return summarise(rows, args.transformer_json)
+        return summarise(data, args.transformer_json)
+    here = "cpu" if device.type == "cpu" else str(device)
+    done = {(r["detector"], r["class"], r["seed"]) for r in rows if device_of(r) == here and r.get("commit")}
     for seed in args.seeds:
         for k in args.classes:
             for d in args.detectors:
-                if (d, k, seed) in done:
+                if (d, k, seed) in done and not args.redo:
                     continue
-                row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed, resolve_device(args.device))}
-                rows.append(row)
-                print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s)", flush=True)
-                atomic_write_json(JSON, {"rows": rows, **provenance(args.device, t0)})
-                summarise(rows, args.transformer_json)
+                row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed, device)}
+                rows = [r for r in rows if not (r["detector"] == d and r["class"] == k and r["seed"] == seed
+                                                and device_of(r) == device_of(row))] + [row]
+                print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s, "
+                      f"{row['wall_seconds']} s)", flush=True)
+                data = {"rows": rows, **provenance(device, t0)}
+                atomic_write_json(JSON, data)
+                summarise(data, args.transformer_json)
 
 
 if __name__ == "__main__":
