@@ -7,10 +7,14 @@ backbones with pretrained weights off (the run is offline), ``--detector.image-s
 ``--image-size`` (default 32 for the 28 px digits; EfficientAd needs 256), ``--epochs`` epochs for
 the trained models.
 
-The transformer, ae, memvae and kNN numbers are read from ``benchmarks/results/recon_detectors.json``
-(same dataset, splits and seeds, policy none).
+The transformer, ae, memvae and kNN numbers are the CPU rows of ``benchmarks/results/recon_detectors.json``
+(same dataset, splits and seeds, policy none), copied into this JSON when it is written; EfficientAd's
+cost is quoted from ``detector_throughput.json`` the same way.
 
-Writes ``benchmarks/results/anomalib_mnist.json`` and ``.md``. Usage::
+Writes ``benchmarks/results/anomalib_mnist.json`` (every row with its device, commit and wall time; the
+file with versions, device, commit and wall time of its last write, ``benchmarks/provenance.py``) and
+the ``.md`` from it. A cell counts as done only when its row records a commit (older rows are rerun
+and replaced). Usage::
 
     python benchmarks/anomalib_mnist.py [--models padim dfm ...] [--classes 0] [--seeds 0 1 2] [--epochs 1]
 """
@@ -26,12 +30,12 @@ import time
 from pathlib import Path
 
 import torch
+from provenance import commit, provenance  # benchmarks/provenance.py: versions, device, commit, wall time
 
 from benchbox import registry
 from benchbox.interfaces import FitContext
 from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.metrics import image_metrics
-from benchbox.runtime import package_versions
 
 OUT = Path(__file__).parent / "results"
 MODELS = ["padim", "patchcore", "dfm", "fastflow", "reverse-distillation", "stfpm", "ganomaly", "efficientad"]
@@ -59,7 +63,8 @@ def cell(name: str, normal_class: int, seed: int, epochs: int, max_steps: int, i
     m = image_metrics(splits.test.labels, s.image.numpy())
     return {"detector": name, "class": normal_class, "seed": seed, "image_auroc": m["image_auroc"],
             "fit_seconds": round(t1 - t0, 1), "score_seconds": round(t2 - t1, 1), "n_train": len(splits.train),
-            "n_test": len(splits.test), "options": opts}
+            "n_test": len(splits.test), "options": opts, "device": "cpu", "commit": commit(),
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -78,8 +83,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out_json = args.out_dir / "anomalib_mnist.json"
     rows = json.loads(out_json.read_text())["rows"] if out_json.exists() else []
-    done = {(r["detector"], r["class"], r["seed"]) for r in rows}
-    t0 = time.time()
+    done = {(r["detector"], r["class"], r["seed"]) for r in rows if r.get("commit")}
+    t0 = time.perf_counter()
     for seed in [] if args.summary_only else args.seeds:  # seed-major: each finished seed gives a complete ten-class mean
         for k in args.classes:
             for m in args.models:
@@ -87,25 +92,35 @@ def main() -> None:
                 if (name, k, seed) in done:
                     continue
                 r = cell(name, k, seed, args.epochs, args.max_steps, args.image_size)
-                rows.append(r)
+                rows = [x for x in rows if (x["detector"], x["class"], x["seed"]) != (name, k, seed)] + [r]
                 print(json.dumps(r), flush=True)
                 atomic_write_json(out_json, {"rows": rows})  # resumable
-    result = {"rows": rows, "versions": package_versions(), "cpu_count": os.cpu_count(),
-              "load_avg_at_end": os.getloadavg(), "last_invocation_wall_seconds": round(time.time() - t0, 1)}
+    result = {"rows": rows, "reference": reference(), "load_avg_at_end": os.getloadavg(), **provenance("cpu", t0)}
     atomic_write_json(out_json, result)
 
-    atomic_write_text(args.out_dir / "anomalib_mnist.md", summary(rows, result))
+    atomic_write_text(args.out_dir / "anomalib_mnist.md", summary(result))
 
 
-def reference_rows() -> list[dict]:
-    """Same splits, policy none: transformer / ae / memvae / kNN rows from recon_detectors.json."""
+def reference() -> dict:
+    """Same splits, policy none: the CPU transformer / ae / memvae / kNN rows of recon_detectors.json (CUDA
+    rows give other numbers for the same seed), and EfficientAd's measured cost from detector_throughput.json."""
+    out: dict = {"source": "recon_detectors.json", "device": "cpu", "rows": [], "commit": None, "efficientad": None}
     f = OUT / "recon_detectors.json"
-    return json.loads(f.read_text())["rows"] if f.exists() else []
+    if f.exists():
+        data = json.loads(f.read_text())
+        out["rows"] = [r for r in data["rows"] if (r.get("device") or "cpu") == "cpu"]
+        out["commit"] = data.get("commit")
+    t = OUT / "detector_throughput.json"
+    if t.exists():
+        out["efficientad"] = next((r for r in json.loads(t.read_text())["rows"]
+                                   if r["detector"] == "anomalib-efficientad"), None)
+    return out
 
 
-def summary(rows: list[dict], result: dict) -> str:
-    """Markdown: class 0 over seeds, ten-class mean per seed, fit/score seconds; references alongside."""
-    ref = reference_rows()
+def summary(result: dict) -> str:
+    """Markdown from the JSON: class 0 over seeds, ten-class mean per seed, fit/score seconds; references."""
+    rows = result["rows"]
+    ref = result["reference"]["rows"]
     names = [f"anomalib-{m}" for m in MODELS if any(r["detector"] == f"anomalib-{m}" for r in rows)]
     names += [n for n in ("transformer", "ae", "memvae", "knn") if any(r["detector"] == n for r in ref)]
     every = rows + ref
@@ -142,16 +157,27 @@ def summary(rows: list[dict], result: dict) -> str:
     lines += ["", "Budgets: resnet18 backbones with pretrained weights OFF (offline; ImageNet weights would change "
               "these numbers), `--detector.image-size 32`, each plugin's default epochs; options per detector: "
               f"`{json.dumps(opts)}`.",
-              "anomalib-efficientad is not in the table: with its 256 px minimum input and PDN teacher, "
-              "`benchmarks/detector_throughput.py` measured 0.5 images/s scoring and 730 s for a 1-epoch fit on "
-              "this 2-core machine (loaded), i.e. about 2.6 h of scoring per cell; it is covered by the slow "
-              "contract test.",
-              "Reference rows (transformer, ae, memvae, kNN on raw pixels) come from `recon_detectors.json`: "
-              "same dataset, splits and seeds, policy none (transformer partly run on CUDA).",
-              f"Times: wall seconds per cell on {result['cpu_count']} CPU cores, 1 torch thread, machine shared with "
-              f"other jobs (load average at end {', '.join(f'{x:.1f}' for x in result['load_avg_at_end'])}); "
-              f"torch {result['versions'].get('torch')}, anomalib {result['versions'].get('anomalib')}."]
+              efficientad_note(result["reference"]["efficientad"]),
+              "Reference rows (transformer, ae, memvae, kNN on raw pixels) are the CPU rows of `recon_detectors.json` "
+              f"(commit {result['reference']['commit']}): same dataset, splits and seeds, policy none; a ten-class "
+              "mean is shown only where all ten classes of that seed ran on the CPU.",
+              f"Times: wall seconds per cell on {result['device']['cpu_count']} CPU cores, 1 torch thread, machine "
+              f"shared with other jobs (load average at end {', '.join(f'{x:.1f}' for x in result['load_avg_at_end'])}); "
+              f"torch {result['versions'].get('torch')}, anomalib {result['versions'].get('anomalib')}; commit "
+              f"{result['commit']}."
+              + (f" {n} rows from an earlier run record no commit (owed a rerun)."
+                 if (n := sum(1 for r in rows if not r.get("commit"))) else "")]
     return "\n".join(lines) + "\n"
+
+
+def efficientad_note(row: dict | None) -> str:
+    if row is None:
+        return "anomalib-efficientad is not in the table (256 px minimum input and a PDN teacher: too slow on this CPU)."
+    per_cell_h = 4700 / row["images_per_s"] / 3600  # ~4,700 test images per cell
+    return (f"anomalib-efficientad is not in the table: with its 256 px minimum input and PDN teacher, "
+            f"`benchmarks/detector_throughput.py` measured {row['images_per_s']} images/s scoring and "
+            f"{row['fit_seconds']:.0f} s for a 1-epoch fit on this 2-core machine, i.e. about {per_cell_h:.1f} h of "
+            "scoring per cell; it is covered by the slow contract test.")
 
 
 if __name__ == "__main__":
