@@ -10,8 +10,11 @@ the real images: FID and precision / recall / density / coverage on the in-domai
 are not comparable with published FIDs), and the KL divergence of the pixel-intensity histograms.
 A "real vs real" row (two disjoint halves of the data) gives the floor of every metric.
 
-Results after every cell go to ``results/<name>.json`` (an interrupted run resumes), the summary
-(mean +/- std over seeds) to ``<name>.md`` and ``<name>.csv``, a sample grid to ``<name>_samples.png``.
+Results after every cell go to ``results/<name>.json`` (an interrupted run resumes; each row records
+its device, commit and wall time, the file versions, device, commit and wall time via
+``benchmarks/provenance.py``; a cell counts as done only when its row records a commit), the summary
+(mean +/- std over seeds) to ``<name>.md`` and ``<name>.csv`` written from the JSON, a sample grid to
+``<name>_samples.png``.
 
     python benchmarks/gan_table.py [--seeds 0 1 2] [--models dcgan improved cgan triplegan]
         [--epochs 8] [--base-channels 16] [--emnist-root DIR] [--threads 1] [--device cpu]
@@ -28,13 +31,13 @@ import csv
 import io
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import commit, provenance  # benchmarks/provenance.py: versions, device, commit, wall time
 
 from benchbox import registry
 from benchbox.errors import ConfigError
@@ -43,7 +46,7 @@ from benchbox.genmetrics import generation_metrics
 from benchbox.interfaces import FitContext
 from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.plotting import save_sample_grid
-from benchbox.runtime import package_versions, resolve_device, seed_everything
+from benchbox.runtime import resolve_device, seed_everything
 
 OUT = Path(__file__).parent / "results"
 MODELS = {  # row name -> (generator plugin, options beyond the shared budget)
@@ -86,7 +89,8 @@ def run_cell(model: str, seed: int, images: torch.Tensor, labels: torch.Tensor, 
     samples = gen.decode(gen.sample_latents(args.samples, seed=10_000 + seed))
     m = generation_metrics(images, samples, extract, max_samples=args.samples, seed=seed)
     steps = args.epochs * -(-len(images) // args.batch_size)
-    return {"model": model, "seed": seed, **m, "train_seconds": round(train_s, 1), "gan_steps": steps}, samples
+    return {"model": model, "seed": seed, **m, "train_seconds": round(train_s, 1), "gan_steps": steps,
+            "device": str(device), "commit": commit(), "wall_seconds": round(time.perf_counter() - t, 1)}, samples
 
 
 def summarise(rows: list[dict], floor: dict, meta: dict, stem: str) -> None:
@@ -101,13 +105,21 @@ def summarise(rows: list[dict], floor: dict, meta: dict, stem: str) -> None:
                 entry[f"{key}_mean"] = statistics.mean(vals)
                 entry[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         table.append(entry)
-    atomic_write_json(OUT / f"{stem}.json", {"rows": rows, "real_vs_real": floor, "summary": table, **meta})
+    data = {"rows": rows, "real_vs_real": floor, "summary": table,
+            **{k: v for k, v in meta.items() if k != "started"}, **provenance(meta["device_name"], meta["started"])}
+    atomic_write_json(OUT / f"{stem}.json", data)
+    atomic_write_text(OUT / f"{stem}.md", render(data, stem))
     buf = io.StringIO()
     fields = ["model", "seeds"] + [f"{k}_{s}" for k in METRICS for s in ("mean", "std")]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(table)
     atomic_write_text(OUT / f"{stem}.csv", buf.getvalue())
+
+
+def render(meta: dict, stem: str) -> str:
+    """The .md, from the JSON alone."""
+    table = meta["summary"]
 
     def cell(e: dict, key: str, fmt: str) -> str:
         if f"{key}_mean" not in e:
@@ -135,10 +147,13 @@ def summarise(rows: list[dict], floor: dict, meta: dict, stem: str) -> None:
                      f"{cell(e, 'gen_precision', '.3f')} | {cell(e, 'gen_recall', '.3f')} | {cell(e, 'gen_density', '.3f')} | "
                      f"{cell(e, 'gen_coverage', '.3f')} | {cell(e, 'train_seconds', '.0f')} |")
     lines += ["", f"Samples (seed {meta['seeds'][0]}): `{stem}_samples.png`.", "",
-              f"Device {meta['device']}, torch {meta['versions'].get('torch')}, {meta['torch_threads']} torch thread(s), "
-              f"{meta['cpu_count']} cores, load average at start {meta['load_start']} / end {meta.get('load_end', '?')} "
-              "(a shared machine: train seconds are wall time and only comparable within this table)."]
-    atomic_write_text(OUT / f"{stem}.md", "\n".join(lines) + "\n")
+              f"Device {meta['device']['device']}, torch {meta['versions'].get('torch')}, "
+              f"{meta['device']['torch_threads']} torch thread(s), {meta['device']['cpu_count']} cores, load average at "
+              f"start {meta['load_start']} / end {meta.get('load_end', '?')} (a shared machine: train seconds are wall "
+              f"time and only comparable within this table); commit {meta['commit']}"
+              + (f"; {n} rows from an earlier run record no commit (owed a rerun)."
+                 if (n := sum(1 for r in meta["rows"] if not r.get("commit"))) else ".")]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -176,16 +191,15 @@ def main() -> None:
               "gan_steps": args.epochs * -(-len(images) // args.batch_size)}
     rows = [r for r in old.get("rows", []) if old.get("budget") == budget]  # resume only the same budget
     meta = {"data": data, "n_images": len(images), "n_classes": int(labels.unique().numel()), "budget": budget,
-            "seeds": args.seeds, "device": str(device), "versions": package_versions(),
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "load_start": round(os.getloadavg()[0], 2)}
+            "seeds": args.seeds, "device_name": "cpu" if device.type == "cpu" else str(device),
+            "load_start": round(os.getloadavg()[0], 2), "started": time.perf_counter()}
     for seed in args.seeds:
         grid: dict[str, torch.Tensor] = {"real": images[order[:16]]}
         for model in args.models:
-            if any(r["model"] == model and r["seed"] == seed for r in rows):
+            if any(r["model"] == model and r["seed"] == seed and r.get("commit") for r in rows):
                 continue
             row, samples = run_cell(model, seed, images, labels, extract, args, device)
-            rows.append(row)
+            rows = [r for r in rows if not (r["model"] == model and r["seed"] == seed)] + [row]
             grid[LABELS[model]] = samples[:16]
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
             meta["load_end"] = round(os.getloadavg()[0], 2)

@@ -10,7 +10,8 @@ reward with dz from
 * ``random-uniform``: actions uniform in [-1, 1]^d (a random agent in the environment);
 * ``random-plugin``: the ``random`` policy's default, dz ~ N(0, (0.5 std)^2).
 
-Writes ``benchmarks/results/ppo_latent_reward.json`` and ``.md``. Usage::
+Writes ``benchmarks/results/ppo_latent_reward_<role>.json`` (config, rows, versions, device, commit and
+wall time via ``benchmarks/provenance.py``) and the ``.md`` from it. Usage::
 
     python benchmarks/ppo_latent_reward.py [--seeds 0 1 2] [--role normal] [--ae-epochs 20]
 """
@@ -24,8 +25,10 @@ import time
 from pathlib import Path
 
 import torch
+from provenance import provenance  # benchmarks/provenance.py: versions, device, commit, wall time
 
 from benchbox import registry
+from benchbox.io import atomic_write_json, atomic_write_text
 from benchbox.interfaces import FitContext
 from benchbox_plugins.policies.ppo import PPOPolicy
 
@@ -43,11 +46,11 @@ def one_seed(seed: int, role: str, ae_epochs: int, overrides: dict) -> dict:
     gen = registry.create("generators", "ae", epochs=ae_epochs)
     gen.fit(splits.train, FitContext(device=torch.device("cpu"), seed=seed))
     latents = gen.encode(splits.train)
-    t0 = time.time()
+    t0 = time.perf_counter()
     pol = PPOPolicy(PPOPolicy.Config(role=role, **overrides))
     ctx = FitContext(device=torch.device("cpu"), seed=seed)
     pol.fit(gen, latents, ctx)
-    fit_s = time.time() - t0
+    fit_s = time.perf_counter() - t0
     core = pol.core
     assert core is not None
     g = torch.Generator().manual_seed(10_000 + seed)
@@ -74,6 +77,7 @@ def main() -> None:
                         help="override ppo Config fields, e.g. num_envs=128 total_timesteps=65536")
     opts = parser.parse_args()
     torch.set_num_threads(1)
+    t0 = time.perf_counter()
     fields = PPOPolicy.Config.__dataclass_fields__
     overrides = {k: type(getattr(PPOPolicy.Config(), k))(v) for k, v in (kv.split("=", 1) for kv in opts.ppo) if k in fields}
     rows = []
@@ -83,21 +87,32 @@ def main() -> None:
     arms = ["ppo", "random-matched", "random-uniform", "random-plugin"]
     summary = {a: {"mean": statistics.mean(r[a]["reward"] for r in rows),
                    "std": statistics.stdev(r[a]["reward"] for r in rows) if len(rows) > 1 else 0.0} for a in arms}
-    result = {"role": opts.role, "ae_epochs": opts.ae_epochs, "ppo_config": vars(PPOPolicy.Config(role=opts.role, **overrides)),
-              "rows": rows, "summary": summary,
-              "ppo_beats_matched_random_every_seed": all(r["ppo"]["reward"] > r["random-matched"]["reward"] for r in rows)}
+    result = {"role": opts.role, "ae_epochs": opts.ae_epochs, "seeds": opts.seeds,
+              "ppo_config": vars(PPOPolicy.Config(role=opts.role, **overrides)), "rows": rows, "summary": summary,
+              "ppo_beats_matched_random_every_seed": all(r["ppo"]["reward"] > r["random-matched"]["reward"] for r in rows),
+              **provenance("cpu", t0)}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"ppo_latent_reward_{opts.role}.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# Latent env ({opts.role} role): mean reward of learned vs random dz", "",
+    atomic_write_json(OUT / f"ppo_latent_reward_{opts.role}.json", result)
+    atomic_write_text(OUT / f"ppo_latent_reward_{opts.role}.md", render(result))
+    print(render(result))
+
+
+def render(result: dict) -> str:
+    """The .md, from the JSON alone."""
+    arms = ["ppo", "random-matched", "random-uniform", "random-plugin"]
+    rows, summary = result["rows"], result["summary"]
+    lines = [f"# Latent env ({result['role']} role): mean reward of learned vs random dz", "",
              "MNIST class 0, ae generator; reward on 2048 source latents per seed; mean ± std over seeds "
-             f"{opts.seeds}.", "", "| dz from | mean reward | realism | novelty | size |", "|---|---|---|---|---|"]
+             f"{result['seeds']}.", "", "| dz from | mean reward | realism | novelty | size |", "|---|---|---|---|---|"]
     for a in arms:
         terms = {k: statistics.mean(r[a][k] for r in rows) for k in ("realism", "novelty", "size")}
         lines.append(f"| {a} | {summary[a]['mean']:.3f} ± {summary[a]['std']:.3f} | {terms['realism']:.3f} | "
                      f"{terms['novelty']:.3f} | {terms['size']:.3f} |")
-    lines += ["", f"ppo > random-matched on every seed: {result['ppo_beats_matched_random_every_seed']}"]
-    (OUT / f"ppo_latent_reward_{opts.role}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    lines += ["", f"ppo > random-matched on every seed: {result['ppo_beats_matched_random_every_seed']}", "",
+              f"ppo config: `{json.dumps(result['ppo_config'], sort_keys=True)}`", "",
+              f"Device {result['device']['device']}, {result['device']['torch_threads']} torch thread, torch "
+              f"{result['versions'].get('torch')}, commit {result['commit']}, wall {result['wall_seconds']} s."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
