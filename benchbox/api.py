@@ -211,6 +211,11 @@ def run_spec(spec: CellSpec, *, reporter: Any = None, write: bool = True, cache:
     from .runner import run_cell
 
     kinds = _log_kinds(log, log_uri)  # a missing extra or an unreachable server fails before the run
+    from .gridspec import incompatibility
+
+    reason = incompatibility(spec)  # declared by the plugins: one line before any stage, as the grid skips it
+    if reason:
+        raise ConfigError(f"{reason}: they cannot run together")
     if reporter is None and progress:
         import sys
 
@@ -290,7 +295,7 @@ def grid(spec: Any, results: str | os.PathLike | None = None, *, runs_dir: str |
     kinds = _log_kinds(log, log_uri)
     results = Path(results or Path("grid-results") / "grid.jsonl").absolute()
     runs = str(Path(runs_dir).absolute()) if runs_dir else str(results.parent / f"{results.stem}-runs")
-    cells = gs.cells(out=runs)
+    cells, skipped = gs.expand(out=runs)
     cache_root = None
     if cache is not None and cache is not False:
         from .cache import default_root
@@ -298,13 +303,16 @@ def grid(spec: Any, results: str | os.PathLike | None = None, *, runs_dir: str |
         cache_root = str(default_root(None if cache is True else str(cache)).absolute())
     out = run_grid(cells, results, cache_root, backend, workers, ray_address, gpus_per_cell, retry_failed,
                    write_runs=write_runs, progress=progress)
+    from .grid import skipped_lines
+
+    out.incompatible = skipped_lines(skipped)
     for kind in kinds:
         from .tracking import export
 
         export(results, kind, log_uri, log_experiment or results.stem)
     return GridRun(results=results, total=out.total, ok=out.ok, failed=out.failed, skipped=out.skipped,
                    seconds=out.seconds, generator_trainings=out.generator_trainings, stage_hits=out.stage_hits,
-                   failures=list(out.failures), skipped_combinations=list(getattr(out, "incompatible", []) or []))
+                   failures=list(out.failures), skipped_combinations=list(out.incompatible))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,12 @@ config hash) was made by the code installed now (:mod:`benchbox.fingerprint`: be
 and the source of the cell's plugins); a row made by other code is *stale* and its cell reruns,
 or with ``--keep-stale`` is kept (the leaderboard marks it). A torn last line (a killed writer) is
 ignored and reported. Failed cells get a ``failed`` row with their error; the exit code is then 1.
+
+Axes take glob patterns, as timm's ``list_models("pattern*")`` does (``--detectors 'anomalib-*'``,
+``--policies '*'``), expanded against the registry. Combinations the plugins declare cannot run
+together (a detector that refuses or needs pseudo-anomalies, against the policy's role) are listed
+as skipped with the reason, never run. ``--dry-run`` prints the cells, the count, the skipped
+combinations and an estimate of the wall time from the stage timings of earlier rows (:func:`estimate`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class GridOutcome:
     torn_lines: int = 0
     stale: int = 0  # cells whose rows were all made by other code (rerun, or kept with keep_stale)
     failures: list[str] = field(default_factory=list)
+    incompatible: list[str] = field(default_factory=list)  # combinations the plugins declare cannot run (not run)
 
 
 def pending_cells(cells: list[CellSpec], rows: list[dict[str, Any]], retry_failed: bool = False,
@@ -122,6 +129,114 @@ def run_grid(cells: list[CellSpec], results: Path, cache_root: str | None, backe
             progress.finished(row, out)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Skipped combinations and the dry-run estimate
+# --------------------------------------------------------------------------------------------
+
+
+def skipped_lines(skipped: list[tuple[CellSpec, str]]) -> list[str]:
+    """One line per reason (the plugins' declared incompatibility), with how many cells it rules out."""
+    by_reason: dict[str, list[CellSpec]] = {}
+    for cell, reason in skipped:
+        by_reason.setdefault(reason, []).append(cell)
+    return [f"{len(cells)} cell(s): {reason}" for reason, cells in by_reason.items()]
+
+
+# which part of a cell's resolved config a stage's time depends on (besides the device type)
+_STAGE_BASIS = {"load data": ("dataset",), "fit generator": ("dataset", "generator"),
+                "fit policy": ("dataset", "generator", "policy"), "augment": ("dataset", "generator", "policy", "augment"),
+                "fit detector": ("dataset", "policy", "augment", "detector"), "score": ("dataset", "detector")}
+_CACHED_AS = {"fit generator": "generator", "fit policy": "policy", "augment": "augment"}
+_STAGE_KIND = {"load data": "dataset", "fit generator": "generator", "fit policy": "policy", "augment": "policy",
+               "fit detector": "detector", "score": "detector"}
+
+
+@dataclass
+class Estimate:
+    """A grid's wall time (sequential) from stage timings measured in earlier results rows."""
+
+    seconds: float = 0.0
+    measured: int = 0  # stage runs with a measurement
+    unmeasured: int = 0  # stage runs with none (counted as 0 s)
+    lines: list[str] = field(default_factory=list)  # one per (stage, plugins, source)
+
+
+def _device_type(device: str | None) -> str:
+    return str(device or "cpu").split(":")[0]
+
+
+def _basis(cfg: dict[str, Any], stage: str, names_only: bool) -> str:
+    import json
+
+    parts = {k: (cfg[k].get("name") if names_only and isinstance(cfg[k], dict) and "name" in cfg[k] else cfg[k])
+             for k in _STAGE_BASIS[stage]}
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def estimate(todo: list[CellSpec], rows: list[dict[str, Any]], source: str, device_type: str,
+             cached: Any = None) -> Estimate:
+    """Sum, over the stages the ``todo`` cells will really run, of the median time that stage took in
+    earlier ``ok`` rows on the same device type: first rows with the same config for what the stage
+    depends on (the dataset for 'load data'; dataset + generator for 'fit generator'; ...), else rows
+    with the same plugins under other options. A cached stage (``cached(cell, stage) -> bool``) or one
+    an earlier cell of this grid fits first (same stage key) costs nothing. Each line names its source."""
+    import statistics
+
+    from .cache import stage_keys
+
+    samples: dict[tuple[str, bool, str], list[float]] = {}
+    for r in rows:
+        if r.get("status") != "ok" or _device_type(r.get("device")) != device_type:
+            continue
+        cache = r.get("cache") or {}
+        for stage, seconds in (r.get("timings") or {}).items():
+            if stage not in _STAGE_BASIS or (cache.get(_CACHED_AS.get(stage, ""), {}).get("status") == "hit"):
+                continue  # a cache hit times a load, not the work
+            for names_only in (False, True):
+                samples.setdefault((stage, names_only, _basis(r["config"], stage, names_only)), []).append(seconds)
+    est = Estimate()
+    agg: dict[tuple[str, str, str], list[float]] = {}
+    seen: set[str] = set()
+    for c in todo:
+        cfg = c.resolved()
+        keys = stage_keys(c, device_type)
+        for stage in _STAGE_BASIS:
+            cache_stage = _CACHED_AS.get(stage)
+            if cache_stage:
+                if keys[cache_stage] in seen or (cached is not None and cached(c, cache_stage, keys[cache_stage])):
+                    continue
+                seen.add(keys[cache_stage])
+            kind = _STAGE_KIND[stage]
+            label = f"{kind} {cfg[kind]['name']}"
+            for names_only, how in ((False, "same config"), (True, "same plugins, other options")):
+                found = samples.get((stage, names_only, _basis(cfg, stage, names_only)))
+                if found:
+                    t = statistics.median(found)
+                    agg.setdefault((stage, label, f"median of {len(found)} row(s) in {source}, {how}"), []).append(t)
+                    est.seconds += t
+                    est.measured += 1
+                    break
+            else:
+                agg.setdefault((stage, label, "no measurement"), []).append(0.0)
+                est.unmeasured += 1
+    missing: dict[str, list[str]] = {}
+    for (stage, label, src), times in agg.items():
+        if src == "no measurement":
+            missing.setdefault(stage, []).append(f"{label.split(' ', 1)[1]} x {len(times)}")
+        else:
+            est.lines.append(f"{stage:<13} {label}: {statistics.median(times):.1f} s x {len(times)} ({src})")
+    est.lines += [f"{stage:<13} no measurement: {', '.join(items)}" for stage, items in missing.items()]
+    return est
+
+
+def _human(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class GridProgress:
@@ -211,7 +326,11 @@ def parser() -> argparse.ArgumentParser:
                                      "(default runs/tensorboard)")
     p.add_argument("--log-experiment", help="experiment name (default: the results file's name)")
     p.add_argument("--quiet", action="store_true", help="no progress output (bars on a terminal, else plain lines)")
-    p.add_argument("--dry-run", action="store_true", help="print the cells and which stages are cached; run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the cells, which stages are cached, the combinations skipped and why, and an estimate of "
+                        "the wall time from the stage timings of earlier rows; run nothing")
+    p.add_argument("--estimate-from", action="append", default=[], metavar="RESULTS.jsonl",
+                   help="--dry-run: also take stage timings from this results file (repeatable)")
     return p
 
 
@@ -241,6 +360,39 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     return spec
 
 
+def _print_plan(console: Any, cells: list[CellSpec], todo: list[CellSpec], skipped: list[tuple[CellSpec, str]],
+                incompatible: list[str], rows: list[dict[str, Any]], results: Path, extra: list[str], device: str,
+                cache: Any) -> None:
+    """The dry run's summary: cell counts, skipped combinations with their reasons, the time estimate."""
+    from .runtime import resolve_device
+
+    console.print(f"{len(cells) + len(skipped)} combinations: {len(cells)} cells ({len(todo)} to run, "
+                  f"{len(cells) - len(todo)} already in results), {len(skipped)} skipped (cannot run together)",
+                  highlight=False, soft_wrap=True)
+    for line in incompatible:
+        console.print(f"  skipped: {line}", highlight=False, soft_wrap=True)
+    all_rows, sources = list(rows), [results.name]
+    for path in extra:
+        all_rows += read_rows(path)[0]
+        sources.append(Path(path).name)
+    device_type = resolve_device(device).type
+    est = estimate(todo, all_rows, " + ".join(sources), device_type,
+                   (lambda c, stage, key: cache.exists(stage, key)) if cache is not None else None)
+    if not todo:
+        console.print("estimated wall time: 0 s (nothing to run)", highlight=False)
+        return
+    if not est.measured:
+        console.print(f"estimated wall time: unknown -- no earlier ok rows on {device_type} in "
+                      f"{' + '.join(sources)} time these stages (--estimate-from RESULTS.jsonl adds a source)",
+                      highlight=False, soft_wrap=True)
+    else:
+        part = f"; {est.unmeasured} stage run(s) unmeasured, counted as 0 s, so more" if est.unmeasured else ""
+        console.print(f"estimated wall time: ~{_human(est.seconds)} sequential on {device_type} "
+                      f"({est.measured} stage run(s) measured{part})", highlight=False, soft_wrap=True)
+    for line in est.lines:
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+
+
 def cmd_grid(argv: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -257,13 +409,18 @@ def cmd_grid(argv: Sequence[str]) -> int:
     results = Path(args.results or Path("grid-results") / f"{name}.jsonl")
     results = results.absolute()  # absolute: pool and Ray workers need not share our working directory
     runs_dir = str(Path(args.runs_dir).absolute()) if args.runs_dir else str(results.parent / f"{results.stem}-runs")
-    cells = spec.cells(out=runs_dir)
+    cells, skipped = spec.expand(out=runs_dir)
+    incompatible = skipped_lines(skipped)
     cache_root = None if args.no_cache else str(default_root(args.cache_dir).absolute())
     console, err = Console(), Console(stderr=True)
     if args.dry_run:
         rows = read_rows(results)[0]
+        for extra in args.estimate_from:
+            if not Path(extra).is_file():
+                raise ConfigError(f"--estimate-from {extra}: no such results file")
         done = latest_rows(rows)
-        stale = {c.hash() for c in pending_cells(cells, rows)[0]}  # cells with rows, but none of today's code
+        todo = pending_cells(cells, rows, args.retry_failed, args.keep_stale)[0]
+        stale = {c.hash() for c in pending_cells(cells, rows)[0]} & set(done)  # rows, but none of today's code
         cache = StageCache(cache_root) if cache_root else None
         device_type = resolve_device(spec.device).type if spec.device != "auto" else "auto"
         table = Table(title=f"{len(cells)} cells -> {results}")
@@ -280,8 +437,12 @@ def cmd_grid(argv: Sequence[str]) -> int:
                 staged = "(cache off)"
             table.add_row(*c.names.values(), str(c.run.seed), c.hash()[:8],
                           ("stale" if c.hash() in stale else row["status"]) if row else "todo", staged)
-        Console(width=max(140, console.width)).print(table)
+        wide = Console(width=max(140, console.width))
+        wide.print(table)
+        _print_plan(wide, cells, todo, skipped, incompatible, rows, results, args.estimate_from, spec.device, cache)
         return 0
+    for line in incompatible:
+        console.print(f"skipped (cannot run together): {line}", highlight=False, soft_wrap=True)
     prog: Any
     if args.quiet or not sys.stdout.isatty():  # plain lines for logs and pipes (none with --quiet)
         from .progress import GridLines
@@ -308,7 +469,9 @@ def cmd_grid(argv: Sequence[str]) -> int:
         err.print(f"[red]failed:[/] {f}", highlight=False, soft_wrap=True)
     stale = (f" ({out.stale} stale: kept, made by other code)" if args.keep_stale else
              f"; {out.stale} stale (made by other code) rerun") if out.stale else ""
-    console.print(f"{out.total} cells: {out.ok} run, {out.skipped} already in results{stale}, {out.failed} failed; "
+    out.incompatible = incompatible
+    incompat = f", {len(skipped)} skipped (cannot run together)" if skipped else ""
+    console.print(f"{out.total} cells: {out.ok} run, {out.skipped} already in results{stale}, {out.failed} failed{incompat}; "
                   f"{out.generator_trainings} generator trainings, {out.stage_hits} stage-cache hits; "
                   f"{out.seconds:.1f} s -> {results}", highlight=False, soft_wrap=True)
     if log_kinds:

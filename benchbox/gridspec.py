@@ -1,7 +1,8 @@
 """A grid spec: every combination of datasets x generators x policies x detectors x seeds.
 
-Spec (TOML, e.g. ``benchmarks/default_grid.toml``); every axis entry is a plugin name or a table
-``{name = "...", option = value, ...}`` with options for that entry only::
+Spec (TOML, e.g. ``benchmarks/default_grid.toml``); every axis entry is a plugin name, a glob
+pattern over the registered names (``"anomalib-*"``, ``"*"``) or a table ``{name = "...", option =
+value, ...}`` with options for that entry only (its name may be a pattern too)::
 
     [grid]
     datasets   = ["digits", {name = "mnist", normal_class = 0}]
@@ -22,13 +23,17 @@ Spec (TOML, e.g. ``benchmarks/default_grid.toml``); every axis entry is a plugin
     dim = 32
 
 :meth:`GridSpec.cells` expands it into :class:`~benchbox.config.CellSpec` cells, checking every
-option against the plugins' ``Config`` first (a typo fails the whole grid before anything runs).
+option against the plugins' ``Config`` first (a typo fails the whole grid before anything runs);
+:meth:`GridSpec.expand` also returns the combinations the plugins declare cannot run together
+(:func:`incompatibility`), each with its reason.
 Running them and the ``benchbox grid`` command line live in :mod:`benchbox.grid`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -80,8 +85,12 @@ class GridSpec:
         return cls(**grid, augment=dict(data.get("augment", {})), options=opts)
 
     def cells(self, out: str = "runs") -> list[CellSpec]:
-        """All cells, in an order that keeps cells sharing a generator (then a policy) together."""
-        axes = {kind: [_entry(e, group) for e in getattr(self, group)] for kind, group in registry.KINDS.items()}
+        """The cells that can run, in an order that keeps cells sharing a generator (then a policy) together."""
+        return self.expand(out)[0]
+
+    def expand(self, out: str = "runs") -> tuple[list[CellSpec], list[tuple[CellSpec, str]]]:
+        """(cells that can run, [(cell, reason)] for combinations the plugins declare cannot run together)."""
+        axes = {kind: expand_axis(group, getattr(self, group)) for kind, group in registry.KINDS.items()}
         for kind, entries in axes.items():
             if not entries:
                 raise ConfigError(f"grid axis {registry.KINDS[kind]} is empty")
@@ -100,15 +109,20 @@ class GridSpec:
         # seeds vary right after the generator, so cells sharing a fitted generator are adjacent
         lists = list(axes.values())
         cut = list(axes).index("generator") + 1
-        out_cells = []
+        out_cells, skipped = [], []
         for combo in itertools.product(*lists[:cut], self.seeds, *lists[cut:]):
             seed, picks = combo[cut], combo[:cut] + combo[cut + 1:]
-            out_cells.append(CellSpec(
+            cell = CellSpec(
                 {kind: self._choice(kind, name, own) for kind, (name, own) in zip(axes, picks)},
                 augment=augment,
                 run=RunOptions(seed=int(seed), device=self.device, out=out, threads=self.threads),  # type: ignore[arg-type]
-            ))
-        return out_cells
+            )
+            reason = incompatibility(cell)
+            if reason:
+                skipped.append((cell, reason))
+            else:
+                out_cells.append(cell)
+        return out_cells, skipped
 
     def _choice(self, kind: str, name: str, own: dict[str, Any]) -> PluginChoice:
         """The plugin's Config: [options.KIND] common options it has < [options.KIND.NAME] < the axis entry's own."""
@@ -118,6 +132,55 @@ class GridSpec:
         opts.update(table[name] if isinstance(table.get(name), dict) else {})
         opts.update(own)
         return PluginChoice(name, build_config(cls.Config, opts, f"{kind} {name!r}"))
+
+
+PATTERN_CHARS = "*?["
+
+
+def expand_axis(group: str, entries: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """An axis's entries with glob patterns (``"anomalib-*"``, ``"*"``, as timm's ``list_models``)
+    expanded against the registered plugins of ``group``, in registry order; a table's options go to
+    every plugin its pattern matches. A pattern matching nothing is an error naming the axis;
+    repeated (name, options) pairs count once."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for e in entries:
+        name, own = _entry(e, group)
+        if any(ch in name for ch in PATTERN_CHARS):
+            known = registry.names(group)
+            hits = [n for n in known if fnmatch.fnmatchcase(n, name)]
+            if not hits:
+                raise ConfigError(f"grid axis {group}: pattern {name!r} matches no registered "
+                                  f"{registry.KIND_OF[group]} (registered: {', '.join(known) or 'none'})")
+            out += [(n, own) for n in hits]
+        else:
+            out.append((name, own))
+    seen: set[str] = set()
+    unique = []
+    for name, own in out:
+        key = json.dumps([name, own], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, own))
+    return unique
+
+
+def incompatibility(cell: CellSpec) -> str | None:
+    """Why the cell's policy and detector cannot run together, as declared by the plugins
+    (:meth:`LatentPolicy.output_role <benchbox.interfaces.LatentPolicy.output_role>` and
+    :attr:`Detector.pseudo_anomalies <benchbox.interfaces.Detector.pseudo_anomalies>`), or None."""
+    pol, det = cell["policy"], cell["detector"]
+    pol_cls, det_cls = registry.load("policies", pol.name), registry.load("detectors", det.name)
+    if not hasattr(det_cls, "pseudo_anomaly_use") or not hasattr(pol_cls, "output_role"):
+        return None  # not derived from the interfaces: nothing declared
+    role = pol_cls.output_role(pol.config) if cell.augment.ratio > 0 else None
+    use = det_cls.pseudo_anomaly_use(det.config)
+    if role == "anomaly" and use == "refuses":
+        return (f"detector {det.name!r} does not train on pseudo-anomalies, and policy {pol.name!r} generates them "
+                "(role anomaly)")
+    if use == "needs" and role != "anomaly":
+        made = "generates nothing" if role is None else f"generates {role} images (role {role})"
+        return f"detector {det.name!r} needs pseudo-anomalies (a policy with role anomaly); policy {pol.name!r} {made}"
+    return None
 
 
 def _has_option(cls: type, opt: str) -> bool:

@@ -200,6 +200,13 @@ class LatentPolicy(Plugin):
     generates: ClassVar[bool] = True
     role: str = "normal"  # "normal": extra normal data; "anomaly": pseudo-anomalies
 
+    @classmethod
+    def output_role(cls, config: Any) -> str | None:
+        """What the policy adds to the detector's data under ``config``: ``None`` (nothing),
+        ``"normal"`` or ``"anomaly"`` -- a Config field ``role`` if it has one, else the class's
+        ``role``. The grid reads it to skip pairs a detector cannot run (:attr:`Detector.pseudo_anomalies`)."""
+        return getattr(config, "role", cls.role) if cls.generates else None
+
     @abc.abstractmethod
     def fit(self, generator: Generator, latents: torch.Tensor, ctx: FitContext) -> None: ...
 
@@ -217,6 +224,16 @@ class Detector(Plugin):
     meaning more anomalous; ``maps`` is ``N x H x W`` per-pixel scores at the input resolution,
     or None. Scoring is deterministic and does not change the model.
     """
+
+    pseudo_anomalies: ClassVar[Any] = "refuses"
+    """Whether ``fit`` takes pseudo-anomalies: ``"refuses"``, ``"accepts"`` or ``"needs"`` -- or a
+    function of the Config returning one (e.g. a ``mode`` option). The grid lists the combinations
+    this rules out as skipped, with the reason, instead of running them into a failure."""
+
+    @classmethod
+    def pseudo_anomaly_use(cls, config: Any) -> str:
+        use = cls.pseudo_anomalies
+        return use(config) if callable(use) else use
 
     @abc.abstractmethod
     def fit(

@@ -80,6 +80,7 @@ class PatchClassifier(nn.Module):
 
 class TransformerDetector(Detector):
     """Vision Transformer trained by masked-patch inpainting; scores by patch-token kNN or inpainting error."""
+    pseudo_anomalies = staticmethod(lambda config: "needs" if config.mode == "classify" else "refuses")
 
     @dataclass
     class Config:
