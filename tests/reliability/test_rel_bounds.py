@@ -203,3 +203,60 @@ def test_subprocess_run_with_bad_option_loads_nothing(tmp_path):
     assert proc.returncode == 2
     assert one_error_line(proc.stderr) == "error: --detector.epochs expects an integer >= 1, got -3"
     assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------- issue 19's list, as a user types it (real processes)
+
+
+def test_subprocess_generator_epochs_is_refused_before_any_stage(tmp_path):
+    """The input once reported as "stage 'load data' failed": now one line naming the flag, and no
+    stage starts (a started stage prints a 'load data' progress line on stderr when not a terminal)."""
+    proc = bb("run", "--dataset", "digits", "--generator.epochs", "-3", "--out", str(tmp_path / "runs"),
+              cache=tmp_path / "cache")
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr) == "error: --generator.epochs expects an integer >= 1, got -3"
+    assert "load data" not in proc.stderr and "stage" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_subprocess_weights_that_are_not_a_checkpoint_are_refused_before_any_stage(tmp_path):
+    """The input once answered with torch's inline_container / weights_only advice after the generator trained."""
+    for name in ("notes.txt", "random.pt"):
+        _weights_files(tmp_path)
+        proc = bb("run", "--dataset", "digits", "--detector", "anomalib-padim", "--detector.weights",
+                  str(tmp_path / name), "--out", str(tmp_path / "runs"), cache=tmp_path / "cache")
+        assert proc.returncode == 2
+        line = one_error_line(proc.stderr)
+        assert line.startswith("error: --detector.weights expects a PyTorch state-dict file")
+        for torch_words in ("weights_only", "inline_container", "Unpickling", "enforce fail", "fit generator", "stage"):
+            assert torch_words not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("generator.epochs=-3", "generator 'ae' option 'epochs' expects an integer >= 1, got -3"),
+    ("detector.batch_size=0", "detector 'ae' option 'batch_size' expects an integer >= 1, got 0"),
+])
+def test_grid_refuses_issue_19s_options_before_any_cell(tmp_path, capsys, setting, message):
+    results = tmp_path / "r.jsonl"
+    line = rejected(capsys, "grid", *GRID_TINY, "--set", setting, "--results", str(results))
+    assert line == f"error: {message}"
+    assert not results.exists() and not (tmp_path / "r-runs").exists()
+
+
+def test_grid_refuses_a_weights_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    _weights_files(tmp_path)
+    results = tmp_path / "r.jsonl"
+    path = str(tmp_path / "notes.txt")
+    line = rejected(capsys, "grid", "--datasets", "digits", "--generators", "ae", "--policies", "none", "--detectors",
+                    "anomalib-padim", "--seeds", "0", "--device", "cpu", "--set", f"detector.weights={path!r}",
+                    "--results", str(results))
+    assert line == ("error: detector 'anomalib-padim' option 'weights' expects a PyTorch state-dict file (a dict of "
+                    f"tensors saved with torch.save(model.state_dict(), PATH)), or '' for none, got {path!r}")
+    assert not results.exists()
+
+
+def test_leaderboard_of_a_missing_file_is_one_line(tmp_path, capsys):
+    line = rejected(capsys, "leaderboard", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "board"))
+    assert line == f"error: results file {tmp_path / 'nope.jsonl'} not found"
+    assert not (tmp_path / "board").exists()
