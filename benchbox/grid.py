@@ -158,7 +158,7 @@ class Estimate:
     """A grid's wall time (sequential) from stage timings measured in earlier results rows."""
 
     seconds: float = 0.0
-    measured: int = 0  # stage runs with a measurement
+    measured: int = 0  # stage runs (and per-cell overheads) with a measurement
     unmeasured: int = 0  # stage runs with none (counted as 0 s)
     lines: list[str] = field(default_factory=list)  # one per (stage, plugins, source)
 
@@ -187,9 +187,13 @@ def estimate(todo: list[CellSpec], rows: list[dict[str, Any]], source: str, devi
     from .cache import stage_keys
 
     samples: dict[tuple[str, bool, str], list[float]] = {}
+    overhead: list[float] = []  # per cell: building the plugins, generation metrics, writing (total - stages)
     for r in rows:
         if r.get("status") != "ok" or _device_type(r.get("device")) != device_type:
             continue
+        timings = r.get("timings") or {}
+        if "total" in timings:
+            overhead.append(max(0.0, timings["total"] - sum(v for k, v in timings.items() if k in _STAGE_BASIS)))
         cache = r.get("cache") or {}
         for stage, seconds in (r.get("timings") or {}).items():
             if stage not in _STAGE_BASIS or (cache.get(_CACHED_AS.get(stage, ""), {}).get("status") == "hit"):
@@ -228,6 +232,12 @@ def estimate(todo: list[CellSpec], rows: list[dict[str, Any]], source: str, devi
         else:
             est.lines.append(f"{stage:<13} {label}: {statistics.median(times):.1f} s x {len(times)} ({src})")
     est.lines += [f"{stage:<13} no measurement: {', '.join(items)}" for stage, items in missing.items()]
+    if overhead and todo:
+        t = statistics.median(overhead)
+        est.seconds += t * len(todo)
+        est.measured += len(todo)
+        est.lines.append(f"{'per cell':<13} set-up, metrics, writing: {t:.1f} s x {len(todo)} (median of "
+                         f"{len(overhead)} row(s) in {source}, total minus the stages)")
     return est
 
 
@@ -388,7 +398,7 @@ def _print_plan(console: Any, cells: list[CellSpec], todo: list[CellSpec], skipp
     else:
         part = f"; {est.unmeasured} stage run(s) unmeasured, counted as 0 s, so more" if est.unmeasured else ""
         console.print(f"estimated wall time: ~{_human(est.seconds)} sequential on {device_type} "
-                      f"({est.measured} stage run(s) measured{part})", highlight=False, soft_wrap=True)
+                      f"({est.measured} measured timings{part})", highlight=False, soft_wrap=True)
     for line in est.lines:
         console.print(f"  {line}", highlight=False, soft_wrap=True)
 

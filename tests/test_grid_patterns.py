@@ -145,7 +145,7 @@ def _rows(spec: GridSpec, seed: int, timings: dict[str, dict[str, float]], gen_h
     for c in GridSpec(**{**spec.__dict__, "seeds": [seed]}).cells():
         p = c["policy"].name
         rows.append({"status": "ok", "config": c.resolved(), "config_hash": c.hash(), "seed": seed, "device": "cpu",
-                     "timings": timings[p],
+                     "timings": {**timings[p], "total": sum(timings[p].values()) + 1},  # 1 s outside the stages
                      "cache": {"generator": {"status": "hit" if gen_hit[p] else "miss"}, "policy": {"status": "miss"},
                                "augment": {"status": "miss"}}})
     return rows
@@ -169,8 +169,9 @@ def test_dry_run_counts_cells_and_estimates_from_measured_stage_medians(tmp_path
     assert "2 combinations: 2 cells (2 to run, 0 already in results), 0 skipped (cannot run together)" in out
     # medians: load data (1, 1, 3, 3) -> 2 per cell; fit generator (10, 20) -> 15 once (both cells share it);
     # fit policy none 0, random 3; augment none 0, random 4; fit detector none 5, random 7; score 1 per cell
-    # = 2*2 + 15 + 3 + 4 + 5 + 7 + 2*1 = 40 s over 11 stage runs
-    assert "estimated wall time: ~40 s sequential on cpu (11 stage run(s) measured)" in out
+    # = 2*2 + 15 + 3 + 4 + 5 + 7 + 2*1 = 40 s over 11 stage runs, + 1 s per cell outside the stages = 42 s
+    assert "estimated wall time: ~42 s sequential on cpu (13 measured timings)" in out
+    assert "per cell      set-up, metrics, writing: 1.0 s x 2 (median of 4 row(s) in r.jsonl, total minus the stages)" in out
     assert "fit generator generator ae: 15.0 s x 1 (median of 2 row(s) in r.jsonl, same config)" in out
     assert "fit detector  detector ae: 6.0 s x 2 (median of 2 row(s) in r.jsonl, same config)" in out
 
