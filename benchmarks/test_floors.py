@@ -44,7 +44,8 @@ def markdown(data: dict) -> str:
              "Floor rule: at least 0.05 below the worst seed (and far above chance, 0.5).", "",
              "| detector | seeds | min | mean | max | floor in the test | margin (min - floor) |",
              "|---|---|---|---|---|---|---|"]
-    from test_quality_floors import DETECTOR_FLOORS, POLICY_GAIN, RECON_MARGIN  # the floors the tests assert
+    from test_quality_floors import (BEATS_RANDOM, DETECTOR_FLOORS, POLICY_GAIN, RECON_MARGIN,  # the floors the tests assert
+                                     STAY_GAIN)
 
     for name, per_seed in sorted(data["detectors"].items()):
         v = np.array(list(per_seed.values()))
@@ -57,15 +58,17 @@ def markdown(data: dict) -> str:
     for name, per_seed in sorted(data["generators"].items()):
         r = np.array([m / b for m, b in per_seed.values()])
         lines.append(f"| {name} | {len(r)} | {r.max():.3f} | {r.mean():.3f} | {RECON_MARGIN} |")
-    lines += ["", "## Latent policies: mean reward of propose()'s moves vs random moves of the same kind "
-              "(ae on the digits training normals; budgets: `POLICY_OPTIONS` in the test)", "",
-              "| policy | seeds | min gain | mean gain | learned (mean) | random (mean) | test asserts gain > |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Latent policies: mean reward of propose()'s moves vs random moves of the same kind and vs "
+              "standing still (dz = 0) (ae on the digits training normals; budgets: `POLICY_OPTIONS` in the test)", "",
+              "| policy | seeds | min gain vs random | mean gain vs random | min gain vs dz = 0 | learned (mean) | "
+              "random (mean) | dz = 0 (mean) | test asserts |", "|---|---|---|---|---|---|---|---|---|"]
     for name, per_seed in sorted(data["policies"].items()):
-        learned, rand = np.array(list(per_seed.values())).T
+        values = np.array([v if len(v) == 3 else [*v, math.nan] for v in per_seed.values()]).T
+        learned, rand, stay = values
         gain = learned - rand
-        lines.append(f"| {name} | {len(gain)} | {gain.min():.3f} | {gain.mean():.3f} | {learned.mean():.3f} | "
-                     f"{rand.mean():.3f} | {POLICY_GAIN} |")
+        asserts = f"gain vs dz = 0 > {STAY_GAIN}" + (f", vs random > {POLICY_GAIN}" if name in BEATS_RANDOM else "")
+        lines.append(f"| {name} | {len(gain)} | {gain.min():.3f} | {gain.mean():.3f} | {(learned - stay).min():.3f} | "
+                     f"{learned.mean():.3f} | {rand.mean():.3f} | {stay.mean():.3f} | {asserts} |")
     lines += ["", f"Wall time of the last chunk: {data['wall_seconds']:.0f} s.", ""]
     return "\n".join(lines)
 

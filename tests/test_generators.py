@@ -25,7 +25,7 @@ def _fit(name, images, seed=0, **options):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_round_trip_shapes(name, size, channels):
     x = torch.rand(4, channels, size, size, generator=torch.Generator().manual_seed(size))
-    gen = _fit(name, x, epochs=1, batch_size=4, base_channels=4, latent_dim=8)
+    gen = _fit(name, x, epochs=1, batch_size=4, width=4, latent_dim=8)
     z = gen.encode(x)
     assert z.shape == (4, 8) and z.dtype == torch.float32
     y = gen.decode(z)
@@ -66,3 +66,27 @@ def test_fid_ranks_decoded_noise_worse_than_reconstructions(name, digits_splits,
     fid_recon = frechet_distance(real, extract(gen.decode(z)))
     fid_noise = frechet_distance(real, extract(gen.decode(noise)))
     assert fid_recon < fid_noise, f"{name}: FID recon {fid_recon:.3f} >= FID noise {fid_noise:.3f}"
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_width_option_sets_the_backbone_and_base_channels_is_its_older_name(name):
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    by_width = _fit(name, x, epochs=1, width=8, latent_dim=4)
+    by_old_name = _fit(name, x, epochs=1, base_channels=8, latent_dim=4)
+    # 32 px: maps at 16, 8, 4 px with 8, 16, 32 channels (4 x width on the smallest map)
+    assert [m.out_channels for m in by_width.net.encoder.features if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32]
+    assert torch.equal(by_width.reconstruct(x), by_old_name.reconstruct(x))
+    with pytest.raises(ValueError, match=r"base-channels 8 and --generator.width 16 disagree"):
+        registry.create("generators", name, base_channels=8, width=16)
+    with pytest.raises(ValueError, match=r"--detector.base-channels 8 and --detector.width 16 disagree"):
+        registry.create("detectors", "ae" if name == "ae" else "memvae", base_channels=8, width=16)
+
+
+def test_up_and_precision_options_reach_the_backbone():
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    shuffle = _fit("ae", x, epochs=1, up="shuffle", channels_last=True, bf16=True)
+    assert shuffle.net.decoder.channels_last and shuffle.net.encoder.bf16
+    assert any(type(m).__name__ == "_ShuffleUp" for m in shuffle.net.decoder.modules())
+    # bf16 acts on CUDA only: on CPU the flag changes no number
+    plain, flagged = _fit("ae", x, epochs=2, width=8), _fit("ae", x, epochs=2, width=8, bf16=True)
+    assert torch.equal(plain.reconstruct(x), flagged.reconstruct(x))

@@ -18,4 +18,4 @@ class AutoEncoder(ConvGenerator):
         pass
 
     def build_head(self, channels: int, size: int) -> PlainHead:
-        return PlainHead(channels, size, self.config.latent_dim, self.config.base_channels)
+        return PlainHead(channels, size, self.config.latent_dim, **self.backbone_options)

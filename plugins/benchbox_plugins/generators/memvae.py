@@ -43,5 +43,5 @@ class MemVAE(ConvGenerator):
 
     def build_head(self, channels: int, size: int) -> MemoryGaussianHead:
         c = self.config
-        return MemoryGaussianHead(channels, size, c.latent_dim, c.base_channels, c.beta,
-                                  c.slots, c.shrink_threshold, c.temperature, c.entropy_weight)
+        return MemoryGaussianHead(channels, size, c.latent_dim, c.beta, c.slots, c.shrink_threshold,
+                                  c.temperature, c.entropy_weight, **self.backbone_options)

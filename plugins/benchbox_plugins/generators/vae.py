@@ -43,7 +43,7 @@ class VAE(ConvGenerator):
 
     def build_head(self, channels: int, size: int) -> GaussianHead:
         c = self.config
-        return GaussianHead(channels, size, c.latent_dim, c.base_channels, c.beta)
+        return GaussianHead(channels, size, c.latent_dim, c.beta, **self.backbone_options)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         if not self.config.sample_posterior:

@@ -1,6 +1,7 @@
-"""The latent heads that sit between the shared ConvEncoder and ConvDecoder.
+"""The latent heads that sit between the backbone's Encoder and Decoder.
 
-Each head is a small ``nn.Module`` that owns an encoder and a decoder from ``convnet`` and
+Each head is a small ``nn.Module`` that owns an encoder and a decoder from ``backbone`` (built with
+the generator's ``backbone_options``: width, up mode, channels_last, bf16) and
 defines three things: ``latent(x)`` (the deterministic latent that ``Generator.encode`` returns),
 ``reconstruct(x)`` (what the reconstruction-error detector compares with ``x``) and ``loss(x)``
 (the training objective, returning the scalar loss and a dict of extra per-batch statistics
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbox_plugins.generators.base.convnet import ConvDecoder, ConvEncoder
+from benchbox_plugins.generators.base.backbone import Decoder, Encoder
 from benchbox_plugins.generators.base.memory import MemoryModule
 
 
@@ -28,10 +29,11 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 class PlainHead(nn.Module):
-    def __init__(self, channels: int, size: int, latent_dim: int, base: int):
+    def __init__(self, channels: int, size: int, latent_dim: int, **backbone):
         super().__init__()
-        self.encoder = ConvEncoder(channels, size, latent_dim, base)
-        self.decoder = ConvDecoder(channels, size, latent_dim, base)
+        up = backbone.pop("up", "transpose")
+        self.encoder = Encoder(channels, size, latent_dim, **backbone)
+        self.decoder = Decoder(channels, size, latent_dim, up=up, **backbone)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -46,12 +48,13 @@ class PlainHead(nn.Module):
 class GaussianHead(nn.Module):
     """Encoder outputs 2d numbers (posterior mean and log variance)."""
 
-    def __init__(self, channels: int, size: int, latent_dim: int, base: int, beta: float):
+    def __init__(self, channels: int, size: int, latent_dim: int, beta: float, **backbone):
         super().__init__()
         self.latent_dim, self.beta = latent_dim, beta
         self.n_pixels = channels * size * size
-        self.encoder = ConvEncoder(channels, size, 2 * latent_dim, base)
-        self.decoder = ConvDecoder(channels, size, latent_dim, base)
+        up = backbone.pop("up", "transpose")
+        self.encoder = Encoder(channels, size, 2 * latent_dim, **backbone)
+        self.decoder = Decoder(channels, size, latent_dim, up=up, **backbone)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
@@ -85,9 +88,9 @@ class MemoryGaussianHead(GaussianHead):
     read-out itself.
     """
 
-    def __init__(self, channels: int, size: int, latent_dim: int, base: int, beta: float,
-                 slots: int, shrink_threshold: float, temperature: float, entropy_weight: float):
-        super().__init__(channels, size, latent_dim, base, beta)
+    def __init__(self, channels: int, size: int, latent_dim: int, beta: float,
+                 slots: int, shrink_threshold: float, temperature: float, entropy_weight: float, **backbone):
+        super().__init__(channels, size, latent_dim, beta, **backbone)
         self.memory = MemoryModule(slots, latent_dim, shrink_threshold, temperature)
         self.entropy_weight = entropy_weight
 
