@@ -284,6 +284,9 @@ def grid(spec: Any, results: str | os.PathLike | None = None, *, runs_dir: str |
          progress: Any = None) -> GridRun:
     """Run every cell of ``spec`` (resumable: cells already in ``results`` are skipped); see :func:`grid_spec`.
 
+    Axes take glob patterns (``"detectors": ["anomalib-*"]``); combinations the plugins declare cannot
+    run together are not run and come back, with their reason, in ``GridRun.skipped_combinations``.
+
     ``results`` defaults to ``grid-results/grid.jsonl``; run folders go to ``runs_dir`` (default
     beside the results). ``cache=True`` uses the default stage cache, a path another one, ``False``
     none. ``log`` exports every cell at the end (one MLflow run / TensorBoard folder per cell, one
