@@ -12,11 +12,12 @@ resumes); every row records its device, git commit (``benchmarks/provenance.py``
 file the versions, device, commit and wall time of its last write. A cell counts as done when a row
 of it exists *on the same device* with a recorded commit; ``--redo`` reruns the selected cells
 anyway (e.g. after the detector's code changed). A new row replaces the cell's older row on the
-same device. ``results/recon_detectors.md`` is written from the JSON, one table per device.
+same device; ``--drop-superseded`` removes the rows on other devices of cells rerun on ``--device``.
+``results/recon_detectors.md`` is written from the JSON, one table per device.
 Usage::
 
     python benchmarks/recon_detectors.py [--classes 0 1 ...] [--seeds 0 1 2] [--detectors ae memvae transformer]
-        [--threads 1] [--device cpu] [--redo] [--summarise-only]
+        [--threads 1] [--device cpu] [--redo] [--drop-superseded] [--summarise-only]
 """
 
 from __future__ import annotations
@@ -149,16 +150,23 @@ def main() -> None:
                          "rows of this table come from --detectors transformer)")
     ap.add_argument("--summarise-only", action="store_true")
     ap.add_argument("--redo", action="store_true", help="rerun the selected cells even when done on this device")
+    ap.add_argument("--drop-superseded", action="store_true",
+                    help="remove rows on other devices of cells that have a row with a commit on --device")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     device = resolve_device(args.device)
     data = json.loads(JSON.read_text()) if JSON.is_file() else {"rows": []}
     rows = data["rows"]
-    if args.summarise_only:
-        return summarise(data, args.transformer_json)
     here = "cpu" if device.type == "cpu" else str(device)
     done = {(r["detector"], r["class"], r["seed"]) for r in rows if device_of(r) == here and r.get("commit")}
+    if args.drop_superseded:
+        rows = [r for r in rows if device_of(r) == here or (r["detector"], r["class"], r["seed"]) not in done]
+        data = {"rows": rows, **provenance(device, t0)}
+        atomic_write_json(JSON, data)
+        summarise(data, args.transformer_json)
+    if args.summarise_only:
+        return summarise(data, args.transformer_json)
     for seed in args.seeds:
         for k in args.classes:
             for d in args.detectors:
