@@ -112,7 +112,9 @@ def evaluate_loss(
 
 @torch.no_grad()
 def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """Apply ``fn`` to ``x`` in batches on ``device``; returns a CPU tensor."""
+    """Apply ``fn`` to ``x`` in batches on ``device``; returns a tensor on ``x``'s device: CPU in, CPU out,
+    and a tensor already on ``device`` never leaves it (the latent environment steps on the GPU)."""
     if len(x) == 0:
-        return fn(x.to(device)).cpu()
-    return torch.cat([fn(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+        return fn(x.to(device)).to(x.device)
+    out = [fn(x[i : i + batch_size].to(device)).float().to(x.device) for i in range(0, len(x), batch_size)]
+    return torch.cat(out)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from torch.overrides import TorchFunctionMode
 
 from benchbox import registry
 from benchbox.interfaces import FitContext
@@ -86,3 +87,72 @@ def test_source_draw_is_deterministic(core_parts):
 def test_bad_config_is_one_clear_error(core_parts):
     with pytest.raises(ValueError, match="step_size"):
         _core(core_parts, step_size=0)
+
+
+class HostReads(TorchFunctionMode):
+    """Records every tensor call that reads a value back to the host or moves a tensor to the CPU.
+
+    On a CPU-only machine a move to ``core.device`` cannot be told from a move to the host, so this
+    catches what can be caught: ``.cpu()``, ``.to("cpu")``, ``.numpy()``, ``.tolist()``, ``.item()`` and
+    the implicit reads of ``bool(t)``, ``float(t)``, ``int(t)`` (each a device sync on a GPU)."""
+
+    HOST = {"cpu", "numpy", "tolist", "item", "__bool__", "__float__", "__int__", "__index__"}
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        device = kwargs.get("device", args[1] if name == "to" and len(args) > 1 else None)
+        if name in self.HOST or (isinstance(device, str) and device.startswith("cpu")):
+            self.calls.append(name)
+        return func(*args, **kwargs)
+
+
+def test_the_host_read_check_sees_what_it_must_refuse():
+    t = torch.ones(3)
+    with HostReads() as mode:
+        bool(t.any()), t.cpu(), t.to("cpu"), float(t.sum()), t.numpy(), t[0].item(), t.to(torch.float64)
+    assert mode.calls == ["__bool__", "cpu", "to", "__float__", "numpy", "item"]
+
+
+def test_a_vector_step_reads_nothing_back_to_the_host(core_parts):
+    """The step path (codec round trip, reward terms, autoreset, info) never leaves the device; the old
+    ``consistency()`` (``z.cpu()`` then back) and ``if terminated.any()`` both failed this."""
+    core = _core(core_parts, episode_length=2)
+    env = LatentVectorEnv(core, 6)
+    env.reset(seed=0)
+    actions = torch.rand(6, core.d, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    infos = []
+    with HostReads() as mode:
+        for _ in range(3):  # crosses an episode end and its autoreset
+            infos.append(env.step(actions))
+    assert mode.calls == []
+    (_, r1, term1, _, info1), (_, r2, term2, _, info2) = infos[:2]
+    assert not term1.any() and not info1["_final_obs"].any() and term2.all()  # keys present, masks say which
+    assert torch.allclose(info2["final_info"]["episode"]["r"], r1 + r2)
+    assert torch.equal(info2["final_info"]["episode"]["l"], torch.full((6,), 2))
+
+
+def test_one_step_autoreset_path_equals_the_general_path(core_parts):
+    """episode_length = 1 takes a short autoreset path (hashed source blocks, first-observation table):
+    bit-identical to the general path over more steps than a block, and after a reseed."""
+    core = _core(core_parts)
+    fast, general = LatentVectorEnv(core, 5), LatentVectorEnv(core, 5)
+    general.one_step = False
+    assert fast.one_step
+    gen = torch.Generator().manual_seed(1)
+    for seed, steps in ((7, LatentVectorEnv.SOURCE_BLOCK + 6), (8, 3)):
+        assert torch.equal(fast.reset(seed=seed)[0], general.reset(seed=seed)[0])
+        for _ in range(steps):
+            a = torch.rand(5, core.d, generator=gen) * 2 - 1
+            out_f, out_g = fast.step(a), general.step(a)
+            for x, y in zip(out_f[:4], out_g[:4]):
+                assert torch.equal(x, y)
+            for key in ("final_obs", "_final_obs", *core.terms):
+                assert torch.equal(out_f[4][key], out_g[4][key])
+            for key in ("r", "l"):
+                assert torch.equal(out_f[4]["final_info"]["episode"][key], out_g[4]["final_info"]["episode"][key])
+        assert torch.equal(fast.episode, general.episode)

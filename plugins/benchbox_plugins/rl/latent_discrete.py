@@ -49,11 +49,18 @@ class LatentDiscreteVecEnv:
         self.single_action_space = gym.spaces.Discrete(2 * k)
 
     def continuous(self, action: torch.Tensor) -> torch.Tensor:
-        """The continuous actions (``N x d``) of ``N`` action indices."""
-        idx = torch.as_tensor(action, dtype=torch.long, device=self.core.device).reshape(-1)
-        if bool(((idx < 0) | (idx >= len(self.actions))).any()):
-            raise ValueError(f"latent discrete env: actions must be in [0, {len(self.actions)})")
-        return self.actions[idx]
+        """The continuous actions (``N x d``) of ``N`` action indices.
+
+        Indices from the host (numpy, lists, CPU tensors) are range-checked there (ValueError); indices
+        already on an accelerator are checked there (``torch._assert_async``), never read back."""
+        idx = torch.as_tensor(action, dtype=torch.long).reshape(-1)
+        bad = (idx < 0) | (idx >= len(self.actions))
+        if idx.device.type == "cpu":
+            if bool(bad.any()):
+                raise ValueError(f"latent discrete env: actions must be in [0, {len(self.actions)})")
+        else:
+            torch._assert_async(~bad.any(), f"latent discrete env: actions must be in [0, {len(self.actions)})")
+        return self.actions[idx.to(self.core.device)]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         return self.env.reset(seed=seed, options=options)

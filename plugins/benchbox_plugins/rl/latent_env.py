@@ -40,11 +40,16 @@ Let ``Z`` (``M x d``) be the training latents, ``mu`` and ``sigma`` their per-di
 * **Autoreset** (vector form): gymnasium 1.x ``SAME_STEP`` mode. When an episode ends, the
   returned observation is already the first of the next episode; ``info["final_obs"]`` holds the
   last observation and ``info["final_info"]["episode"]`` the return ``r`` and length ``l``,
-  with boolean masks ``info["_final_obs"]`` / ``info["_final_info"]``.
+  with boolean masks ``info["_final_obs"]`` / ``info["_final_info"]``. The vector env puts these keys in
+  every step's ``info`` (masks all False when no episode ended): asking whether one ended would read a
+  value back from the device.
 
 :class:`LatentVectorEnv` keeps everything as tensors on one device and steps all N environments
 with batched tensor operations (one decode and one encode call per step, no Python loop over
-environments); it returns torch tensors. :class:`LatentEnv` is the numpy single environment that
+environments); it returns torch tensors. A step reads nothing back to the host and moves nothing to
+it, provided the codec returns a tensor on the device it was given (benchbox's generators do): on a
+GPU the whole step stays on the GPU, and its cost is one batched decode + encode plus a few small
+tensor operations. :class:`LatentEnv` is the numpy single environment that
 ``gymnasium.utils.env_checker.check_env`` accepts.
 """
 
@@ -73,7 +78,11 @@ method or an instance of a module-level class with ``__call__`` (not a lambda or
 
 
 class Codec(Protocol):
-    """What the environment needs of a generator: latents to images and back (CPU tensors)."""
+    """What the environment needs of a generator: latents to images and back, batched.
+
+    Both are called with tensors on the core's device. A codec that returns its result on that device
+    keeps a step off the host; one that returns CPU tensors still works, at the cost of two transfers
+    per step on a GPU."""
 
     def encode(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -124,6 +133,7 @@ class LatentCore:
         self.mu = self.latents.mean(0)
         self.sigma = self.latents.std(0).clamp(min=1e-6)
         self.zn = (self.latents - self.mu) / self.sigma  # normalised training latents
+        self.step_sigma = cfg.step_size * self.sigma  # delta(a) = step_sigma * clamp(a)
         self.c_ref = float(self.consistency(self.latents).mean().clamp(min=1e-8))
         nn_train = self.nn_distance(self.latents, exclude_self=True)
         lo, hi = cfg.band or BANDS[cfg.role]
@@ -144,14 +154,13 @@ class LatentCore:
         self.terms[name] = (float(weight), term)
 
     # -- reward terms ------------------------------------------------------------------------
-    @torch.no_grad()
+    # The terms are plain tensor maths (no autograd context of their own: the codec runs without
+    # gradients, and reward() and the vector env's step run under no_grad), so a step pays for one.
     def consistency(self, z: torch.Tensor) -> torch.Tensor:
-        """Per-row mean squared encoder-decoder round-trip error in std units."""
-        z_cpu = z.detach().cpu()
-        z2 = self.generator.encode(self.generator.decode(z_cpu)).to(self.device)
+        """Per-row mean squared encoder-decoder round-trip error in std units (on ``z``'s device)."""
+        z2 = self.generator.encode(self.generator.decode(z)).to(z.device)
         return (((z2 - z) / self.sigma) ** 2).mean(1)
 
-    @torch.no_grad()
     def nn_distance(self, z: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
         """Distance to the nearest training latent, in std units, divided by sqrt(d)."""
         q = (z - self.mu) / self.sigma
@@ -162,14 +171,12 @@ class LatentCore:
                 rows = torch.arange(dist.shape[0], device=dist.device)
                 dist[rows, rows + start] = float("inf")
             out.append(dist.min(1).values)
-        return torch.cat(out) / math.sqrt(self.d)
+        return (out[0] if len(out) == 1 else torch.cat(out)) / math.sqrt(self.d)
 
-    @torch.no_grad()
     def realism(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
         """Encoder-decoder consistency, ``-log(1 + c(z') / c_ref)``."""
         return -torch.log1p(self.consistency(z_new) / self.c_ref)
 
-    @torch.no_grad()
     def novelty(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
         """Nearest-training-latent distance inside the band: in [0, 1] inside, negative outside."""
         lo, hi = self.band
@@ -184,20 +191,30 @@ class LatentCore:
     def reward(self, z_new: torch.Tensor, action: torch.Tensor,
                z0: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The weighted sum of :attr:`terms` and each term, one value per row of ``z_new``."""
+        return self._reward(z_new, action, z0)
+
+    def _reward(self, z_new: torch.Tensor, action: torch.Tensor,
+                z0: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         values = {name: term(z_new, action, z0) for name, (_, term) in self.terms.items()}
-        total = sum(weight * values[name] for name, (weight, _) in self.terms.items())
-        return total, values
+        total = None
+        for name, (weight, _) in self.terms.items():  # a weight of 1 costs no multiplication
+            part = values[name] if weight == 1.0 else weight * values[name]
+            total = part if total is None else total + part
+        return (torch.zeros(len(z_new), device=z_new.device) if total is None else total), values
 
     # -- dynamics ----------------------------------------------------------------------------
     def source_index(self, seed: torch.Tensor, episode: torch.Tensor) -> torch.Tensor:
         return _hash_index(seed, episode, len(self.latents))
 
     def delta(self, action: torch.Tensor) -> torch.Tensor:
-        return self.cfg.step_size * self.sigma * action.clamp(-1, 1)
+        return self.step_sigma * action.clamp(-1, 1)
 
-    def observe(self, z: torch.Tensor, z0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        obs = torch.cat([(z - self.mu) / self.sigma, (z - z0) / self.sigma,
-                         (t.float() / self.cfg.episode_length).unsqueeze(1)], dim=1)
+    def observe(self, z: torch.Tensor, z0: torch.Tensor, t: torch.Tensor,
+                t_frac: torch.Tensor | None = None) -> torch.Tensor:
+        """``N x (2d + 1)`` observations; ``t_frac``, if given, is ``t / H`` as an ``N x 1`` float column."""
+        if t_frac is None:
+            t_frac = (t.float() / self.cfg.episode_length).unsqueeze(1)
+        obs = torch.cat([(z - self.mu) / self.sigma, (z - z0) / self.sigma, t_frac], dim=1)
         return obs.clamp(-OBS_CLIP, OBS_CLIP)
 
     def observe_source(self, z: torch.Tensor) -> torch.Tensor:
@@ -211,9 +228,16 @@ class LatentCore:
 
 
 class LatentVectorEnv(VectorEnv):
-    """N latent environments stepped as one batch of tensors on ``core.device`` (torch in, torch out)."""
+    """N latent environments stepped as one batch of tensors on ``core.device`` (torch in, torch out).
+
+    A step reads nothing back to the host. With ``episode_length = 1`` every episode ends at every
+    step, known without looking, so the autoreset takes a short path: the next sources come from a
+    block of ``SOURCE_BLOCK`` episodes hashed at once and their first observations from a table --
+    the same sources, observations and counters as the general path, in fewer tensor operations
+    (a step of one environment costs little more than its decode + encode)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    SOURCE_BLOCK = 64
 
     def __init__(self, core: LatentCore, num_envs: int):
         if num_envs < 1:
@@ -230,6 +254,11 @@ class LatentVectorEnv(VectorEnv):
         self.z = torch.zeros(num_envs, d, device=dev)
         self.z0 = torch.zeros(num_envs, d, device=dev)
         self.ret = torch.zeros(num_envs, device=dev)
+        self.one_step = core.cfg.episode_length == 1
+        self._source_obs = core.observe_source(core.latents) if self.one_step else None
+        self._t_one = torch.ones(num_envs, 1, device=dev)  # one_step: t / H after every step
+        self._block: torch.Tensor | None = None  # one_step: source indices of the next episodes, N x SOURCE_BLOCK
+        self._block_pos = 0
 
     def _start(self, mask: torch.Tensor) -> None:
         idx = self.core.source_index(self.seeds, self.episode)
@@ -241,6 +270,21 @@ class LatentVectorEnv(VectorEnv):
         self.ret = torch.where(mask, 0.0, self.ret)
         self.episode = self.episode + mask.long()
 
+    def _start_all(self) -> torch.Tensor:
+        """``_start`` of every environment (one_step only); returns the first observations."""
+        core, dev = self.core, self.core.device
+        if self._block is None or self._block_pos == self._block.shape[1]:
+            ahead = torch.arange(self.SOURCE_BLOCK, dtype=torch.long, device=dev)
+            self._block = core.source_index(self.seeds.unsqueeze(1), self.episode.unsqueeze(1) + ahead)
+            self._block_pos = 0
+        idx = self._block[:, self._block_pos]
+        self._block_pos += 1
+        self.z = self.z0 = core.latents[idx]
+        self.t = torch.zeros(self.num_envs, dtype=torch.long, device=dev)
+        self.ret = torch.zeros(self.num_envs, device=dev)
+        self.episode = self.episode + 1
+        return self._source_obs[idx]
+
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
@@ -248,28 +292,36 @@ class LatentVectorEnv(VectorEnv):
                 raise ValueError(f"latent env: got {len(seeds)} seeds for {self.num_envs} environments")
             self.seeds = torch.tensor(seeds, dtype=torch.long, device=self.core.device)
             self.episode.zero_()
+        self._block = None
         self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device))
         return self.core.observe(self.z, self.z0, self.t), {}
 
+    @torch.no_grad()
     def step(self, actions):
         core = self.core
         a = torch.as_tensor(actions, dtype=torch.float32, device=core.device).clamp(-1, 1)
-        self.z = self.z + core.delta(a)
+        self.z = self.z + core.step_sigma * a  # core.delta(a), a clamped already
         self.t = self.t + 1
-        reward, terms = core.reward(self.z, a, self.z0)
-        self.ret = self.ret + reward
-        terminated = self.t >= core.cfg.episode_length
-        truncated = torch.zeros_like(terminated)
-        obs = core.observe(self.z, self.z0, self.t)
+        reward, terms = core._reward(self.z, a, self.z0)  # core.reward without a second no_grad
+        self.ret = reward if self.one_step else self.ret + reward  # one_step: ret was 0
+        final = core.observe(self.z, self.z0, self.t, self._t_one if self.one_step else None)
+        # Every step carries the final_* keys with their masks: `if terminated.any()` would be a host read.
+        if self.one_step:
+            terminated = torch.ones(self.num_envs, dtype=torch.bool, device=core.device)
+        else:
+            terminated = self.t >= core.cfg.episode_length
         info: dict[str, Any] = dict(terms)
-        if bool(terminated.any()):
-            info["final_obs"] = obs
-            info["_final_obs"] = terminated
-            info["final_info"] = {"episode": {"r": self.ret.clone(), "l": self.t.clone()}, "_episode": terminated}
-            info["_final_info"] = terminated
+        info["final_obs"] = final
+        info["_final_obs"] = terminated
+        info["final_info"] = {"episode": {"r": self.ret, "l": self.t}, "_episode": terminated}
+        info["_final_info"] = terminated
+        # the autoreset replaces ret and t (new tensors): final_info keeps the finished values
+        if self.one_step:
+            obs = self._start_all()
+        else:
             self._start(terminated)
-            obs = torch.where(terminated.unsqueeze(1), core.observe(self.z, self.z0, self.t), obs)
-        return obs, reward, terminated, truncated, info
+            obs = torch.where(terminated.unsqueeze(1), core.observe(self.z, self.z0, self.t), final)
+        return obs, reward, terminated, torch.zeros_like(terminated), info
 
 
 class LatentEnv(gym.Env):
