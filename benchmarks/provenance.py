@@ -15,9 +15,10 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,8 @@ def commit() -> str | None:
 
 def provenance(device: torch.device | str, started: float) -> dict[str, Any]:
     """``versions``, ``device`` (with platform, CPU count, torch threads, GPU name), ``commit``, ``wall_seconds``."""
+    import torch  # here, so that the inventory below (python benchmarks/provenance.py) runs without torch
+
     from benchbox.runtime import device_info, package_versions
 
     return {"versions": package_versions(), "device": device_info(torch.device(device)), "commit": commit(),
@@ -45,32 +48,25 @@ def provenance(device: torch.device | str, started: float) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 SCRIPT_OF = {"latent_env_speed_cpu": "latent_env_speed", "mnist_reference_cuda": "mnist_reference",
+             "augmentation_study_tune": "augmentation_study", "augmentation_study_analysis": "augmentation_study",
              "ppo_latent_reward_normal": "ppo_latent_reward", "gan_table_samples": "gan_table", "PROVENANCE": "provenance"}
 WALL_KEYS = ("wall_seconds", "wall_s", "last_wall_s", "last_invocation_wall_seconds")
-# What is known to be wrong with a file and what it needs (kept by hand; the columns are computed)
+# What the computed columns cannot say about a file (kept by hand; the columns are computed)
 NOTES = {
-    "anomalib_mnist": "reference rows from recon_detectors.json (transformer partly CUDA); no commit",
-    "fanogan_mnist": "its reference row hard-codes seed-0 ten-class means from recon_detectors (transformer: CUDA)",
-    "grid_cache_speed": "no .md; no versions or commit",
-    "latent_env_speed_cpu": "no versions, commit or wall time",
-    "mnist_reference_cuda": "removed: ran with torch 2.11 / Python 3.12 on CUDA, outside the pinned environment",
-    "pendulum_ppo": "no versions or commit",
-    "ppo_downstream": "cells reused by file name and record no policy config; no versions, device or commit",
-    "ppo_latent_reward_normal": "no versions, device, commit or wall time",
-    "recon_detectors": "CPU and CUDA cells: the .md now has one table per device; a one-device rerun is still owed",
+    "anomalib_mnist": "reference rows = the CPU rows of recon_detectors.json, copied into the JSON; the anomalib "
+                      "rows without a commit are the earlier run (about 80 min of CPU to redo all 210)",
+    "fanogan_mnist": "reference row read from recon_detectors.json (seed-0 CPU means); its 30 fanogan rows are the "
+                     "earlier run (owed: about 15 min of CPU)",
+    "latent_env_speed_cpu": "owned by latent_env_speed.py (helper H2)",
+    "mnist_reference": "not committed: owed a run in the pinned environment (16 cells, about 15 min of CPU)",
+    "ppo_downstream": "cells keyed by their full config hash (policy config included) and code fingerprint",
+    "recon_detectors": "one table per device in the .md; CPU rows with a commit are the reruns, the CUDA rows are "
+                       "the earlier run (kept as their own table)",
     "textures_transformer": "had no script or JSON; now written by textures_transformer.py",
 }
 
 
-OWED = [
-    "`recon_detectors.py --device cpu`: the 28 ae/memvae cells of seeds 1-2, classes 3-9, and the 24 transformer "
-    "cells that ran on CUDA (52 cells), so the table is one device.",
-    "`mnist_reference.py --device cpu` in the pinned environment (replaces the removed CUDA / torch 2.11 file).",
-    "`anomalib_mnist.py`: its reference rows again once recon_detectors is one device, "
-    "and `fanogan_mnist.py` with its REFERENCE row read from recon_detectors.json instead of hard-coded.",
-    "Every JSON marked **no** above: a rerun with `provenance()` (versions, device, commit, wall time) recorded; "
-    "`ppo_downstream.py` also needs its cells keyed by the policy config, not the file name.",
-]
+OWED: list[str] = []  # filled in by hand at the end of each regeneration session (see the bottom of PROVENANCE.md)
 
 
 def _keys(obj: Any, out: set[str] | None = None) -> set[str]:
@@ -85,6 +81,20 @@ def _keys(obj: Any, out: set[str] | None = None) -> set[str]:
     return out
 
 
+ROW_KEYS = ("rows", "runs", "per_class", "controls")
+# Files whose rows accumulate over several invocations, each row recording its own commit (the other
+# files are written by one invocation: their top-level commit covers every row)
+PER_ROW_COMMIT = {"anomalib_mnist", "detector_throughput", "fanogan_mnist", "gan_table", "mnist_reference", "pendulum",
+                  "pendulum_ppo", "ppo_downstream", "recon_detectors"}
+
+
+def _rows(obj: Any) -> list[dict]:
+    """The per-cell rows of a result JSON (a folder's files are one row each)."""
+    if not isinstance(obj, dict):
+        return []
+    return [r for k in ROW_KEYS if isinstance(obj.get(k), list) for r in obj[k] if isinstance(r, dict)]
+
+
 def inventory() -> str:
     import json
 
@@ -94,25 +104,32 @@ def inventory() -> str:
     lines = ["# Provenance of benchmarks/results/", "",
              "Written by `python benchmarks/provenance.py`. Per file: the script that writes it (and whether that "
              "script names the file), and for JSON whether it records package versions, the device, the git "
-             "commit and the wall time. A folder is listed once (its per-cell JSON files).", "",
-             "| file | script | script names it | versions | device | commit | wall time | notes |",
-             "|---|---|---|---|---|---|---|---|"]
+             "commit and the wall time. A folder is listed once (its per-cell JSON files). `rows without commit`: "
+             "for the files whose rows accumulate over several runs, the per-cell rows (or per-cell files) made "
+             "before rows recorded their commit -- results of older code, owed a rerun (`–`: the file is written "
+             "by one run, its commit covers every row).", "",
+             "| file | script | script names it | versions | device | commit | wall time | rows without commit | notes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for p in files:
         stem = p.stem if p.is_file() else p.name
         script = ROOT / "benchmarks" / f"{SCRIPT_OF.get(stem, stem)}.py"
         names = script.is_file() and (SCRIPT_OF.get(stem, stem) in script.read_text() or stem in script.read_text())
-        cols = ["–"] * 4
+        cols = ["–"] * 5
         jsons = [p] if p.suffix == ".json" else sorted(p.glob("*.json")) if p.is_dir() else []
         if jsons:
-            keys = set().union(*(_keys(json.loads(j.read_text())) for j in jsons))
+            loaded = [json.loads(j.read_text()) for j in jsons]
+            keys = set().union(*(_keys(d) for d in loaded))
             cols = ["yes" if c else "**no**" for c in ("versions" in keys, bool({"device", "environment"} & keys),
                                                        "commit" in keys, bool(set(WALL_KEYS) & keys))]
+            rows = (loaded if p.is_dir() else _rows(loaded[0])) if stem in PER_ROW_COMMIT else []
+            old = sum(1 for r in rows if not r.get("commit"))
+            cols.append("–" if not rows else f"**{old} of {len(rows)}**" if old else f"0 of {len(rows)}")
         name = p.name + ("/" if p.is_dir() else "")
         lines.append(f"| {name} | {script.name if script.is_file() else '**none**'} | {'yes' if names else '**no**'} | "
                      + " | ".join(cols) + f" | {NOTES.get(stem, '')} |")
     lines += ["", "Removed: `mnist_reference_cuda.json/.md` (torch 2.11 / Python 3.12 on CUDA, outside the pinned "
               "environment; its per-class transformer numbers are the CUDA rows of recon_detectors.json).", "",
-              "Reruns still owed (not run here: long):", ""] + [f"- {r}" for r in OWED]
+              "Reruns still owed:", ""] + ([f"- {r}" for r in OWED] or ["- none"])
     return "\n".join(lines) + "\n"
 
 
