@@ -1,7 +1,7 @@
 """Triple-GAN generator (Li et al., 2017): generator, classifier and discriminator trained jointly.
 
-Three players on the networks of ``common/gan.py`` plus a conv classifier C (the shared
-``ConvEncoder`` with one output per class):
+Three players on the networks of ``base/gan.py`` plus a conv classifier C (the lean backbone's
+``Encoder``, ``base/backbone.py``, with one output per class):
 
 * D judges (image, class) pairs (a projection discriminator): real labelled pairs (x, y) are
   "real"; pseudo-labelled pairs (x, p_C(y|x)) and generated pairs (G(z, y), y) are "fake",
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from benchbox.interfaces import FitContext
 from benchbox.training import batched
-from benchbox_plugins.generators.base.convnet import ConvEncoder
+from benchbox_plugins.generators.base.backbone import Encoder
 from benchbox_plugins.generators.base.gan import GanBase, GanConfig, feature_matching_loss
 from benchbox_plugins.generators.dcgan import step
 
@@ -67,14 +67,14 @@ class TripleGAN(GanBase):
             self._bad("pseudo_from", "must be in [0, 1]", c.pseudo_from)
         if not 0.0 < c.labeled_fraction <= 1.0:
             self._bad("labeled_fraction", "must be in (0, 1]", c.labeled_fraction)
-        self.C: ConvEncoder | None = None
+        self.C: Encoder | None = None
 
     @property
     def conditional(self) -> bool:
         return True
 
     def build_extra(self, channels: int, size: int) -> None:
-        self.C = ConvEncoder(channels, size, self.n_classes, self.config.base_channels).to(self.device)
+        self.C = Encoder(channels, size, self.n_classes, self.config.base_channels).to(self.device)
 
     def players(self):
         return [self.G, self.D, self.C]

@@ -42,9 +42,14 @@ from benchbox.errors import ConfigError, DataError, TrainingDiverged
 from benchbox.interfaces import FitContext, Generator
 from benchbox.options import Check, above, at_least
 from benchbox.training import batched, train_epochs
-from benchbox_plugins.generators.base.convnet import ConvEncoder, check_square, stage_channels, stage_sizes
+from benchbox_plugins.generators.base.backbone import Encoder, check_square, stage_sizes
 
 ARCHS = ("dcgan", "improved")
+
+
+def stage_channels(n_stages: int, base: int, cap: int = 256) -> list[int]:
+    """DCGAN widths, largest map first: ``base`` channels doubling per stage, capped at ``cap``."""
+    return [min(base * 2**i, cap) for i in range(n_stages)]
 
 
 def _kernel(size: int) -> int:
@@ -249,7 +254,8 @@ class GanConfig:
     arch: Literal["dcgan", "improved"] = "dcgan"
     """dcgan: transposed-conv G, strided-conv D; improved: residual G blocks, deeper D with global average pooling."""
     base_channels: Annotated[int, at_least(1)] = 32
-    """Channels of the first D stage / last G stage (doubling per stage, capped at 256)."""
+    """Channels of the first D stage / last G stage (doubling per stage, capped at 256); also the width of the
+    encoder E (and triplegan's classifier C), the lean backbone's Encoder (base/backbone.py)."""
     spectral_norm: bool = False
     """Spectral normalisation of every D layer (and no batch norm in D)."""
     feature_matching: bool = False
@@ -294,7 +300,7 @@ class GanBase(Generator):
             self._bad("arch", f"must be one of {', '.join(ARCHS)}", repr(c.arch))
         self.G: GanGenerator | None = None
         self.D: GanDiscriminator | None = None
-        self.E: ConvEncoder | None = None
+        self.E: Encoder | None = None
         self.classes: list[int] = []
         self.class_prior: torch.Tensor | None = None
         self.device = torch.device("cpu")
@@ -387,8 +393,8 @@ class GanBase(Generator):
         k = self.n_classes
         self.G = GanGenerator(channels, size, c.latent_dim, c.base_channels, k, c.arch).to(ctx.device)
         self.D = GanDiscriminator(channels, size, c.base_channels, k, c.arch, c.spectral_norm).to(ctx.device)
-        self.E = ConvEncoder(channels, size, c.latent_dim + (k if self.encoder_learns_class else 0),
-                             c.base_channels).to(ctx.device)
+        self.E = Encoder(channels, size, c.latent_dim + (k if self.encoder_learns_class else 0),
+                         c.base_channels).to(ctx.device)
         self.build_extra(channels, size)
         y_idx = self.prepare_labels(y_idx, ctx)
         opts = self.optimizers()
