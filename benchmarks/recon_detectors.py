@@ -174,7 +174,7 @@ def main() -> None:
                     continue
                 row = {"detector": d, "class": k, "seed": seed, **run(d, k, seed, device)}
                 rows = [r for r in rows if not (r["detector"] == d and r["class"] == k and r["seed"] == seed
-                                                and device_of(r) == device_of(row))] + [row]
+                                                and (args.drop_superseded or device_of(r) == device_of(row)))] + [row]
                 print(f"{d:<7} class {k} seed {seed}: {row['image_auroc']:.4f} ({row['cpu_seconds']} cpu s, "
                       f"{row['wall_seconds']} s)", flush=True)
                 data = {"rows": rows, **provenance(device, t0)}
