@@ -103,13 +103,18 @@ def _not_counted(n: float, unit: str = "images") -> None:
     return None
 
 
+def _not_noted(message: str) -> None:
+    return None
+
+
 @dataclass
 class FitContext:
     """Everything a ``fit`` call may use besides its training data.
 
     ``progress(completed, total)`` advances the stage's progress bar; ``processed(n, unit)``
     counts work done (``n`` more ``"images"`` through a training step, or ``"steps"``) for the
-    images/s or steps/s of the progress lines (optional; ``train_epochs`` calls it); ``curves`` records the
+    images/s or steps/s of the progress lines (optional; ``train_epochs`` calls it); ``note(message)`` prints one
+    line about the stage (``train_epochs`` notes its time estimate when it will run for minutes); ``curves`` records the
     training curves of this stage; ``val`` holds validation images (normal unless labelled
     otherwise) for early stopping or tuning. ``stage`` names the stage in error messages.
     """
@@ -121,6 +126,7 @@ class FitContext:
     progress: Callable[[float, float | None], None] = _no_progress
     curves: Curves = field(default_factory=Curves)
     processed: Callable[[float, str], None] = _not_counted
+    note: Callable[[str], None] = _not_noted
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU random generator seeded from the run seed (``offset`` separates streams)."""

@@ -46,6 +46,9 @@ class RichReporter(Reporter):
     def update(self, stage: str, completed: float, total: float | None) -> None:
         self.progress.update(self.tasks[stage], completed=completed, total=total)
 
+    def note(self, stage: str, message: str) -> None:
+        self.progress.console.print(f"{stage}: {message}", highlight=False, soft_wrap=True)
+
     def finish(self, stage: str, seconds: float) -> None:
         task = self.tasks[stage]
         total = self.progress.tasks[task].total or 1

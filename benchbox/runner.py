@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import torch
 
-from . import registry
+from . import registry, training
 from .cache import StageCache, stage_keys
 from .config import CellSpec
 from .errors import BenchboxError, TrainingDiverged
@@ -187,14 +187,28 @@ def run_cell(spec: CellSpec, reporter: Reporter | None = None, write: bool = Tru
     started = time.time()
 
     def ctx(stage: str, key: str, val: LabeledImages | None, offset: int) -> FitContext:
+        estimated = {"done": False, "t0": time.perf_counter()}
+
         def progress(done: float, total: float | None = None) -> None:
             reporter.update(stage, done, total)
+            if not estimated["done"] and total and 0 < done < total:  # a loop that did not note its own estimate
+                elapsed = time.perf_counter() - estimated["t0"]
+                if elapsed >= training.ESTIMATE_PROBE_S:
+                    estimated["done"] = True
+                    seconds = elapsed * total / done
+                    if seconds > training.ESTIMATE_AFTER_S:
+                        reporter.note(stage, f"{done:g} of {total:g} done in {training.duration_text(elapsed)}: "
+                                             f"about {training.duration_text(seconds)} in all")
 
         def processed(n: float, unit: str = "images") -> None:
             reporter.processed(stage, n, unit)
 
+        def note(message: str) -> None:
+            estimated["done"] = True
+            reporter.note(stage, message)
+
         return FitContext(device=device, seed=seed * 101 + offset, stage=stage, val=val, progress=progress,
-                          curves=curves[key], processed=processed)
+                          curves=curves[key], processed=processed, note=note)
 
     dataset, generator, policy, detector = _create_plugins(spec)  # bad options fail here, before any stage
     with _stage("load data", reporter, timer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable
 
 import torch
@@ -10,6 +11,44 @@ from torch import nn
 
 from .errors import TrainingDiverged
 from .interfaces import FitContext
+
+ESTIMATE_AFTER_S = 120.0
+"""A training loop that will run longer than this says so before it gets going (``ctx.note``)."""
+ESTIMATE_PROBE_S = 2.0
+"""How long the first epoch is timed before the estimate (or the whole first epoch, if shorter)."""
+
+
+def duration_text(seconds: float) -> str:
+    """``95`` -> ``'1 min 35 s'``; ``3700`` -> ``'1 h 2 min'``."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+class Estimate:
+    """Times the first work of a loop and, when the whole loop will take longer than
+    ``ESTIMATE_AFTER_S``, notes one line: ``images x epochs at the measured images/s: about T``."""
+
+    def __init__(self, ctx: FitContext, total: float, what: str, unit: str = "images"):
+        self.ctx, self.total, self.what, self.unit = ctx, total, what, unit
+        self.t0, self.done, self.said = time.perf_counter(), 0.0, False
+
+    def step(self, n: float, end_of_probe: bool = False) -> None:
+        if self.said:
+            return
+        self.done += n
+        elapsed = time.perf_counter() - self.t0
+        if (elapsed < ESTIMATE_PROBE_S and not end_of_probe) or self.done <= 0 or elapsed <= 0:
+            return
+        self.said = True
+        rate = self.done / elapsed
+        seconds = self.total / rate
+        if seconds > ESTIMATE_AFTER_S:
+            self.ctx.note(f"{self.what} at {rate:.1f} {self.unit}/s (measured on the first {self.done:.0f}): "
+                          f"about {duration_text(seconds)}")
 
 
 def train_epochs(
@@ -41,6 +80,7 @@ def train_epochs(
     gen = ctx.generator(offset=17)
     last_finite: float | None = None
     bs = max(1, min(batch_size, len(data)))
+    estimate = Estimate(ctx, len(data) * epochs, f"{len(data)} images x {epochs} epochs")
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(data), generator=gen)
@@ -58,6 +98,7 @@ def train_epochs(
             total += value * len(batch)
             count += len(batch)
             ctx.processed(len(batch), "images")
+            estimate.step(len(batch), end_of_probe=start + bs >= len(data))
         bad = _non_finite_parameter(model)
         if bad is not None:
             _diverged(ctx, f"weights became non-finite ({bad}) in epoch {epoch + 1}", last_finite)

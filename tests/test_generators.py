@@ -90,3 +90,29 @@ def test_up_and_precision_options_reach_the_backbone():
     # bf16 acts on CUDA only: on CPU the flag changes no number
     plain, flagged = _fit("ae", x, epochs=2, width=8), _fit("ae", x, epochs=2, width=8, bf16=True)
     assert torch.equal(plain.reconstruct(x), flagged.reconstruct(x))
+
+
+def test_long_training_notes_its_estimate_first(monkeypatch):
+    """train_epochs times its first batches and, when the whole fit will exceed ESTIMATE_AFTER_S, notes
+    one line (images x epochs at the measured images/s) before the rest of the training runs."""
+    from benchbox import training
+
+    x = torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    events = []
+    for after, expect in ((0.0, 1), (1e9, 0)):
+        monkeypatch.setattr(training, "ESTIMATE_AFTER_S", after)
+        notes = []
+        ctx = FitContext(device=CPU, seed=0, note=notes.append,
+                         progress=lambda done, total=None: events.append(("epoch", done)))
+        registry.create("generators", "ae", epochs=3, batch_size=16, width=4).fit(x, ctx)
+        assert len(notes) == expect
+    assert notes == [] and len(events) == 6
+    monkeypatch.setattr(training, "ESTIMATE_AFTER_S", 0.0)
+    notes.clear()
+    ctx = FitContext(device=CPU, seed=0, note=lambda m: notes.append((m, len(events))),
+                     progress=lambda done, total=None: events.append(("epoch", done)))
+    registry.create("generators", "ae", epochs=3, batch_size=16, width=4).fit(x, ctx)
+    (message, epochs_done), = notes
+    assert epochs_done == 6  # noted inside the first epoch (40 images < the 2 s probe: at its end)
+    assert message.startswith("40 images x 3 epochs at ") and " images/s (measured on the first 40): about " in message
+    assert training.duration_text(95) == "1 min 35 s" and training.duration_text(3700) == "1 h 1 min"
