@@ -370,6 +370,8 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
     if not rows and torn:  # nothing readable: say so, rather than "no successful rows"
         raise ConfigError(f"{', '.join(args.results)}: none of its {torn} non-empty line(s) is a benchbox result "
                           "row (JSON with a config_hash); nothing to rank")
+    if not rows:
+        raise ConfigError(f"{', '.join(args.results)}: empty (no result rows); nothing to rank")
     table = build(current_rows(rows))
     files = write_all(table, Path(args.out), args.title)
     err = Console(stderr=True)

@@ -196,6 +196,14 @@ def test_leaderboard_of_garbage_counts_the_unreadable_lines(tmp_path, capsys):
     assert not (tmp_path / "board").exists()
 
 
+def test_leaderboard_of_an_empty_file_names_it(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    line = rejected(capsys, "leaderboard", str(empty), "--out", str(tmp_path / "board"))
+    assert line == f"error: {empty}: empty (no result rows); nothing to rank"
+    assert not (tmp_path / "board").exists()
+
+
 def test_subprocess_run_with_bad_option_loads_nothing(tmp_path):
     """The same rejection from a real process: exit 2, one line, no run folder (no monkeypatching)."""
     proc = bb("run", "--dataset", "digits", "--detector.epochs", "-3", "--out", str(tmp_path / "runs"),
