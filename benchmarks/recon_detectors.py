@@ -100,9 +100,10 @@ def summarise(data: dict, transformer_json: Path | None) -> None:
     dets = [d for d in ("memvae", "ae", "transformer", "knn") if any(r["detector"] == d for r in rows)]
     lines = ["# MNIST-5k one-class: reconstruction-error detectors (policy none, default configs)", "",
              "Image AUROC on the test split per normal class and seed; `mean` = mean over the seeds run on that "
-             "device. The cells ran on two devices (CPU and CUDA give different numbers for the same seed), so "
-             "there is one table per device; `-` = that cell ran on the other device (or not at all). kNN "
-             "(raw-pixel nearest neighbour, numpy) is the floor and is listed with the CPU rows."
+             + ("device. The cells ran on several devices (CPU and CUDA give different numbers for the same seed), "
+                "so there is one table per device; `-` = that cell ran on another device (or not at all). "
+                if len({device_of(r) for r in rows}) > 1 else "device; every cell ran on this one device. ")
+             + "kNN (raw-pixel nearest neighbour, numpy) is the floor and is listed with the CPU rows."
              + (f" Transformer: seed 0 from `{transformer_json.name}` ({tr_where})." if tr else ""), ""]
     for device in sorted({device_of(r) for r in rows}):
         here = [r for r in rows if device_of(r) == device]
