@@ -59,9 +59,9 @@ NOTES = {
                      "earlier run (owed: about 15 min of CPU)",
     "latent_env_speed_cpu": "owned by latent_env_speed.py (helper H2)",
     "mnist_reference": "not committed: owed a run in the pinned environment (16 cells, about 15 min of CPU)",
-    "ppo_downstream": "cells keyed by their full config hash (policy config included) and code fingerprint",
-    "recon_detectors": "one table per device in the .md; CPU rows with a commit are the reruns, the CUDA rows are "
-                       "the earlier run (kept as their own table)",
+    "ppo_downstream": "the committed cells and summary are the earlier script's (cells named by file, no policy "
+                      "config); the script now keys cells by config hash + code fingerprint -- rerun owed",
+    "recon_detectors": "one device: all 120 cells rerun on CPU (the CUDA rows dropped with --drop-superseded)",
     "textures_transformer": "had no script or JSON; now written by textures_transformer.py",
 }
 
