@@ -416,6 +416,7 @@ def write_figure(summaries: dict[str, dict[str, Any]], path: Path) -> None:
             allp = summary["policies"][p]["vs_none"]
             m = [per[p][c]["mean"] for c in cls] + [allp["mean"]]
             e = [per[p][c].get("ci95") or 0 for c in cls] + [allp.get("ci95") or 0]
+            m = [np.nan if v is None else v for v in m]  # a class without a pair (cut by time)
             ax.errorbar(x, m, yerr=e, fmt="o", ms=3.5, capsize=2, label=p, ls="none")
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(list(range(10)) + [10.5], [str(c) for c in range(10)] + ["mean"])
@@ -557,6 +558,9 @@ def report(results: Path, tune_results: Path, analysis_file: Path, t0: float, co
     summaries = {}
     for det in [d for d in DETECTORS if d in set(df_all["det"])]:
         df = df_all[df_all["det"] == det]
+        n_pol = df["label"].nunique()  # keep the (class, seed) pairs every policy has (a time cut leaves some out)
+        full_pairs = df.groupby(["class", "seed"])["label"].transform("nunique") == n_pol
+        df = df[full_pairs]
         full = full_all[full_all["det"] == det] if len(full_all) else full_all
         ceiling = [r for r in extra if r["kind"] == "ceiling" and r.get("detector", "knn") == det]
         order = [p for p in POLICIES if p in set(df["label"])]
@@ -644,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generator-note", default="the generator backbone on main",
                     help="what the .md says about the generator backbone the cells ran on")
     ap.add_argument("--report", action="store_true")
-    ap.add_argument("--max-minutes", type=float, default=13.0)
+    ap.add_argument("--max-minutes", type=float, default=13.0, help="start no chunk past this many minutes")
+    ap.add_argument("--until", default="", help="UTC HH:MM: also start no chunk past this time of day")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "benchbox-study")
     ap.add_argument("--results", type=Path, default=None,
                     help="the grid's results file (default: in --cache; --report commits a copy without curves)")
@@ -656,6 +661,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{a.seeds!r}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
+    if a.until:
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        hh, mm = (int(x) for x in a.until.split(":"))
+        left = (now.replace(hour=hh, minute=mm, second=0, microsecond=0) - now).total_seconds() / 60
+        a.max_minutes = min(a.max_minutes, max(0.0, left + (time.perf_counter() - STARTED) / 60))
     pols = [p.strip() for p in a.policies.split(",") if p.strip()]
     bad = [p for p in pols if p not in POLICIES]
     if bad:
