@@ -104,7 +104,7 @@ def test_plugin_same_seed_same_policy(fitted):
     assert torch.equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("option", ["step_size", "total_timesteps", "num_envs", "learning_rate"])
+@pytest.mark.parametrize("option", ["step_size", "num_envs", "learning_rate"])  # total_timesteps 0 = auto
 def test_bad_options_name_the_option(option):
     with pytest.raises(ConfigError, match=f"--policy.{option.replace('_', '-')}"):
         PPOPolicy(PPOPolicy.Config(**{option: 0}))
@@ -145,3 +145,15 @@ def test_ppo_divergence_names_stage_and_last_finite_loss():
     policy = registry.create("policies", "ppo", total_timesteps=256, num_envs=16, num_steps=8, w_size=1e300)
     with pytest.raises(TrainingDiverged, match=r"fit policy: ppo: PPO loss became .* last finite loss"):
         policy.fit(gen, gen.encode(splits.train[:64]), FitContext(device=torch.device("cpu"), seed=0, stage="fit policy"))
+
+
+def test_auto_timesteps_follow_the_pixels():
+    """--policy.total-timesteps 0 (the default): 32,768 up to 64 px a side, then 32,768 x (64 / side)^2,
+    never below 2,048 -- hand values."""
+    from benchbox_plugins.policies.latent_rl import auto_timesteps
+
+    assert [auto_timesteps(s) for s in (8, 28, 64, 128, 224, 256, 1024)] == [32_768, 32_768, 32_768, 8_192, 2_674,
+                                                                           2_048, 2_048]
+    assert registry.create("policies", "ppo").config.total_timesteps == 0
+    with pytest.raises(ConfigError, match="option 'total_timesteps' expects an integer >= 0, got -1"):
+        registry.create("policies", "ppo", total_timesteps=-1)

@@ -51,7 +51,7 @@ def rejected(capsys, *args: str) -> str:
     (["--dataset.val-fraction", "1.5"], "--dataset.val-fraction expects a number in [0, 1), got 1.5"),
     (["--policy", "random", "--policy.sigma", "-1"], "--policy.sigma expects a number >= 0, got -1.0"),
     (["--policy", "ppo", "--policy.gamma", "1.5"], "--policy.gamma expects a number in [0, 1], got 1.5"),
-    (["--policy", "ppo", "--policy.total-timesteps", "0"], "--policy.total-timesteps expects an integer >= 1, got 0"),
+    (["--policy", "ppo", "--policy.total-timesteps", "-1"], "--policy.total-timesteps expects an integer >= 0, got -1"),
 ])
 def test_out_of_bounds_option_is_one_line_naming_the_flag(tmp_path, capsys, flags, message):
     out = tmp_path / "runs"

@@ -46,6 +46,17 @@ from benchbox_plugins.policies.loop import LoopScorer, loop_space
 from benchbox_plugins.rl.latent_env import LatentCore, LatentVectorEnv, RewardConfig, RewardTerm
 
 
+AUTO_TIMESTEPS, AUTO_SIDE, MIN_AUTO_TIMESTEPS = 32_768, 64, 2_048
+
+
+def auto_timesteps(side: int) -> int:
+    """The auto training budget for images of ``side`` px: 32,768 steps up to 64 px, then
+    proportional to 1 / pixels (every step decodes and re-encodes a batch), never below 2,048."""
+    if side <= AUTO_SIDE:
+        return AUTO_TIMESTEPS
+    return max(MIN_AUTO_TIMESTEPS, int(AUTO_TIMESTEPS * (AUTO_SIDE / side) ** 2))
+
+
 @dataclass
 class LatentRewardOptions:
     """The reward options every RL latent policy exposes (its ``Config`` derives from this)."""
@@ -89,8 +100,10 @@ class LatentRewardOptions:
 class LatentRLOptions(LatentRewardOptions):
     """Reward options plus the training options shared by every RL latent policy."""
 
-    total_timesteps: typing.Annotated[int, at_least(1)] = 32_768
-    """Environment steps of training (summed over the batched environments)."""
+    total_timesteps: typing.Annotated[int, at_least(0)] = 0
+    """Environment steps of training (summed over the batched environments). 0 = auto: 32,768 for
+    images up to 64 px a side, scaled by (64 / side)^2 above (8,192 at 128 px, 2,048 at 256 px):
+    every step decodes and re-encodes a batch, so the budget follows the pixels."""
     num_envs: typing.Annotated[int, at_least(1)] = 128
     """Latent environments stepped as one batch."""
     learning_rate: typing.Annotated[float, above(0)] = 1e-3
@@ -156,10 +169,12 @@ class LatentRLPolicy(LatentPolicy):
     # -- options ---------------------------------------------------------------------------
     def check_options(self) -> None:
         c = self.config
-        always = ("step_size", "episode_length", "total_timesteps", "num_envs", "learning_rate", "hidden", "rounds")
+        always = ("step_size", "episode_length", "num_envs", "learning_rate", "hidden", "rounds")
         for name in always + self.positive:
             if getattr(c, name) <= 0:
                 self._bad(name, "> 0")
+        if c.total_timesteps < 0:
+            self._bad("total_timesteps", ">= 0 (0 = auto)")
         for name in self.non_negative:
             if getattr(c, name) < 0:
                 self._bad(name, ">= 0")
@@ -189,6 +204,13 @@ class LatentRLPolicy(LatentPolicy):
 
     def args_overrides(self) -> dict[str, Any]:
         return {}
+
+    def timesteps(self, generator: Generator, latents: torch.Tensor) -> int:
+        """``--policy.total-timesteps``, or when 0 the auto budget for the generator's image side."""
+        if self.config.total_timesteps:
+            return self.config.total_timesteps
+        side = max(generator.decode(latents[:1].detach().cpu()).shape[-2:])
+        return auto_timesteps(side)
 
     # -- environment -----------------------------------------------------------------------
     def reward_config(self, latents: torch.Tensor) -> RewardConfig:
@@ -224,7 +246,11 @@ class LatentRLPolicy(LatentPolicy):
             core.terms.clear()  # the proxy terms take no part
         for term_name, (weight, term) in self.reward_terms(core, generator, ctx).items():
             core.add_term(term_name, weight, term)
-        args = self.args(ctx)
+        steps = self.timesteps(generator, latents)
+        args = dataclasses.replace(self.args(ctx), total_timesteps=steps)
+        ctx.curves.log("total_timesteps", 0, steps)
+        if not c.total_timesteps and steps != AUTO_TIMESTEPS:
+            ctx.note(f"{self.name}: --policy.total-timesteps 0 (auto): {steps} steps for these image sizes")
         ctx.curves.log("band_low", 0, core.band[0])
         ctx.curves.log("band_high", 0, core.band[1])
         keys = ("episodic_return", *(f"reward/{k}" for k in core.terms), *self.curve_keys)
@@ -233,7 +259,7 @@ class LatentRLPolicy(LatentPolicy):
             for key in keys:
                 if not math.isnan(row[key]):
                     ctx.curves.log(key, row["global_step"], row[key])
-            ctx.progress(row["global_step"], c.total_timesteps)
+            ctx.progress(row["global_step"], steps)
 
         for r in range(c.rounds):
             if r:  # the last round's proposals from every training latent become pseudo-anomalies
