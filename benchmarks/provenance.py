@@ -55,12 +55,10 @@ WALL_KEYS = ("wall_seconds", "wall_s", "last_wall_s", "last_invocation_wall_seco
 NOTES = {
     "anomalib_mnist": "reference rows = the CPU rows of recon_detectors.json, copied into the JSON; the anomalib "
                       "rows without a commit are the earlier run (about 80 min of CPU to redo all 210)",
-    "fanogan_mnist": "reference row read from recon_detectors.json (seed-0 CPU means); its 30 fanogan rows are the "
-                     "earlier run (owed: about 15 min of CPU)",
-    "latent_env_speed_cpu": "owned by latent_env_speed.py (helper H2)",
-    "mnist_reference": "not committed: owed a run in the pinned environment (16 cells, about 15 min of CPU)",
-    "ppo_downstream": "the committed cells and summary are the earlier script's (cells named by file, no policy "
-                      "config); the script now keys cells by config hash + code fingerprint -- rerun owed",
+    "fanogan_mnist": "reference row read from recon_detectors.json (seed-0 CPU means); 30 rows rerun on the lean "
+                     "backbone (2 threads)",
+    "mnist_reference": "run in the pinned environment on CPU (replaces the removed CUDA / torch 2.11 file)",
+    "ppo_downstream": "18 cells keyed by config hash + code fingerprint, rerun on CPU (the file-named cells removed)",
     "recon_detectors": "one device: all 120 cells rerun on CPU (the CUDA rows dropped with --drop-superseded)",
     "textures_transformer": "had no script or JSON; now written by textures_transformer.py",
 }
@@ -68,15 +66,8 @@ NOTES = {
 
 # Filled in by hand at the end of each regeneration session; costs are 1-thread CPU wall times measured here
 OWED = [
-    "`ppo_downstream.py --train-limits 50`, then `--train-limits 0`, then `ppo_downstream.py` (the summary): 18 cells, "
-    "about 20 min. The committed cells are the earlier script's (named by file, no policy config, no provenance); "
-    "the script now keys cells by config hash, so none of them is reused and its .json/.md stay the old run's until then.",
-    "`fanogan_mnist.py --epochs 60 --encoder-epochs 30 --seeds 0 1 2` (the budget of the committed rows): 30 cells, "
-    "about 15 min; the committed rows predate the lean backbone and record no commit.",
     "`anomalib_mnist.py --classes 0 1 2 3 4 5 6 7 8 9 --threads 1`: the 207 rows without a commit, about 80 min "
     "(fastflow, reverse-distillation and ganomaly are most of it).",
-    "`mnist_reference.py --device cpu` in chunks (`--no-controls`, then `--no-classes`): 16 cells, about 15 min; "
-    "nothing committed since the CUDA / torch 2.11 file was removed.",
 ]
 
 
