@@ -43,6 +43,19 @@ def provenance(device: torch.device | str, started: float) -> dict[str, Any]:
             "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
+def write_results(json_path: Path, data: dict[str, Any], md_path: Path, markdown: str, *, json_too: bool = True) -> None:
+    """Write a benchmark's ``data`` to ``json_path`` (unless ``json_too`` is False: the .md is only
+    remade from the stored JSON) and the ``markdown`` made from it to ``md_path``, each atomically."""
+    import json
+
+    from benchbox.io import atomic_write_text
+
+    if json_too:
+        atomic_write_text(json_path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(md_path, markdown)
+    print(f"wrote {json_path} and {md_path}")
+
+
 # ------------------------------------------------------------------------------------------------
 # The inventory of benchmarks/results/: python benchmarks/provenance.py  ->  results/PROVENANCE.md
 # ------------------------------------------------------------------------------------------------

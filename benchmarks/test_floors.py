@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the suite's budgets: conftest.TINY / tiny_config
 
-from provenance import commit  # noqa: E402  (benchmarks/provenance.py: the one git commit + dirty check)
+from provenance import commit, write_results  # noqa: E402  (benchmarks/provenance.py: the one git commit + dirty check)
 
 OUT = ROOT / "benchmarks" / "results" / "test_floors"
 
@@ -118,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": "cpu", "threads": torch.get_num_threads(), "platform": platform.platform(),
         "commit": commit(), "wall_seconds": time.perf_counter() - t0,
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(data))
-    print(f"wrote {path} and {OUT.with_suffix('.md')}")
+    write_results(path, data, OUT.with_suffix(".md"), markdown(data))
     return 0
 
 

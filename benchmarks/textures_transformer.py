@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "textures_transformer"
 METRICS = ("image_auroc", "image_aupr", "pixel_auroc", "pixel_aupro")
@@ -100,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{cat} seed {seed}: image AUROC {row['image_auroc']:.4f} ({row['wall_seconds']:.0f} s)",
                           flush=True)
         data.update(provenance(args.device, t0))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(data))
-    print(f"wrote {path} and {OUT.with_suffix('.md')}")
+    write_results(path, data, OUT.with_suffix(".md"), markdown(data), json_too=not args.markdown_only)
     return 0
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "transformer_scoring"
 RULES = [("knn", "max"), ("knn", "mean"), ("inpaint", "max"), ("inpaint", "mean")]
@@ -206,10 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                        "wall_seconds": prov["wall_seconds"]})
         data[args.part] = {"config": config, "rows": rows, **prov, "chunks": chunks,
                            "wall_seconds": sum(c["wall_seconds"] for c in chunks)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(data))
-    print(f"wrote {path} and {OUT.with_suffix('.md')}")
+    write_results(path, data, OUT.with_suffix(".md"), markdown(data), json_too=args.part != "markdown")
     return 0
 
 
