@@ -77,6 +77,9 @@ NOTES = {
 }
 
 
+REMOVED = ["`mnist_reference_cuda.json/.md` (torch 2.11 / Python 3.12 on CUDA, outside the pinned environment; its "
+           "per-class transformer numbers are the CUDA rows of recon_detectors.json)."]
+
 # Filled in by hand at the end of each regeneration session; costs are 1-thread CPU wall times measured here
 OWED = [
     "`anomalib_mnist.py --classes 0 1 2 3 4 5 6 7 8 9 --threads 1`: the 207 rows without a commit, about 80 min "
@@ -110,12 +113,37 @@ def _rows(obj: Any) -> list[dict]:
     return [r for k in ROW_KEYS if isinstance(obj.get(k), list) for r in obj[k] if isinstance(r, dict)]
 
 
-def inventory() -> str:
+def inventory() -> dict[str, Any]:
+    """Per result file: its script, whether that script names it, and for JSON which provenance keys it records."""
     import json
 
     results = ROOT / "benchmarks" / "results"
     files = sorted(p for p in [*results.iterdir(), ROOT / "benchmarks" / "perf.json", ROOT / "benchmarks" / "perf.md"]
-                   if p.name != "PROVENANCE.md")
+                   if p.stem != "PROVENANCE")
+    entries = []
+    for p in files:
+        stem = p.stem if p.is_file() else p.name
+        script = ROOT / "benchmarks" / f"{SCRIPT_OF.get(stem, stem)}.py"
+        entry: dict[str, Any] = {
+            "file": p.name + ("/" if p.is_dir() else ""), "script": script.name if script.is_file() else None,
+            "script_names_it": script.is_file() and (SCRIPT_OF.get(stem, stem) in script.read_text()
+                                                    or stem in script.read_text()),
+            "records": None, "rows_without_commit": None, "notes": NOTES.get(stem, "")}
+        jsons = [p] if p.suffix == ".json" else sorted(p.glob("*.json")) if p.is_dir() else []
+        if jsons:
+            loaded = [json.loads(j.read_text()) for j in jsons]
+            keys = set().union(*(_keys(d) for d in loaded))
+            entry["records"] = {"versions": "versions" in keys, "device": bool({"device", "environment"} & keys),
+                                "commit": "commit" in keys, "wall_time": bool(set(WALL_KEYS) & keys)}
+            rows = (loaded if p.is_dir() else _rows(loaded[0])) if stem in PER_ROW_COMMIT else []
+            if rows:
+                entry["rows_without_commit"] = [sum(1 for r in rows if not r.get("commit")), len(rows)]
+        entries.append(entry)
+    return {"files": entries, "removed": REMOVED, "owed": OWED}
+
+
+def inventory_markdown(inv: dict[str, Any]) -> str:
+    """PROVENANCE.md from :func:`inventory`'s data."""
     lines = ["# Provenance of benchmarks/results/", "",
              "Written by `python benchmarks/provenance.py`. Per file: the script that writes it (and whether that "
              "script names the file), and for JSON whether it records package versions, the device, the git "
@@ -125,30 +153,20 @@ def inventory() -> str:
              "by one run, its commit covers every row).", "",
              "| file | script | script names it | versions | device | commit | wall time | rows without commit | notes |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for p in files:
-        stem = p.stem if p.is_file() else p.name
-        script = ROOT / "benchmarks" / f"{SCRIPT_OF.get(stem, stem)}.py"
-        names = script.is_file() and (SCRIPT_OF.get(stem, stem) in script.read_text() or stem in script.read_text())
+    for e in inv["files"]:
         cols = ["–"] * 5
-        jsons = [p] if p.suffix == ".json" else sorted(p.glob("*.json")) if p.is_dir() else []
-        if jsons:
-            loaded = [json.loads(j.read_text()) for j in jsons]
-            keys = set().union(*(_keys(d) for d in loaded))
-            cols = ["yes" if c else "**no**" for c in ("versions" in keys, bool({"device", "environment"} & keys),
-                                                       "commit" in keys, bool(set(WALL_KEYS) & keys))]
-            rows = (loaded if p.is_dir() else _rows(loaded[0])) if stem in PER_ROW_COMMIT else []
-            old = sum(1 for r in rows if not r.get("commit"))
-            cols.append("–" if not rows else f"**{old} of {len(rows)}**" if old else f"0 of {len(rows)}")
-        name = p.name + ("/" if p.is_dir() else "")
-        lines.append(f"| {name} | {script.name if script.is_file() else '**none**'} | {'yes' if names else '**no**'} | "
-                     + " | ".join(cols) + f" | {NOTES.get(stem, '')} |")
-    lines += ["", "Removed: `mnist_reference_cuda.json/.md` (torch 2.11 / Python 3.12 on CUDA, outside the pinned "
-              "environment; its per-class transformer numbers are the CUDA rows of recon_detectors.json).", "",
-              "Reruns still owed:", ""] + ([f"- {r}" for r in OWED] or ["- none"])
+        if e["records"] is not None:
+            cols = ["yes" if v else "**no**" for v in e["records"].values()]
+            old = e["rows_without_commit"]
+            cols.append("–" if old is None else f"**{old[0]} of {old[1]}**" if old[0] else f"0 of {old[1]}")
+        lines.append(f"| {e['file']} | {e['script'] or '**none**'} | {'yes' if e['script_names_it'] else '**no**'} | "
+                     + " | ".join(cols) + f" | {e['notes']} |")
+    lines += ["", *(f"Removed: {r}" for r in inv["removed"]), "",
+              "Reruns still owed:", ""] + ([f"- {r}" for r in inv["owed"]] or ["- none"])
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    out = ROOT / "benchmarks" / "results" / "PROVENANCE.md"
-    out.write_text(inventory())
-    print(f"wrote {out}")
+    data = inventory()
+    out = ROOT / "benchmarks" / "results" / "PROVENANCE"
+    write_results(out.with_suffix(".json"), data, out.with_suffix(".md"), inventory_markdown(data))
