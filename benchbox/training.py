@@ -16,6 +16,11 @@ ESTIMATE_AFTER_S = 120.0
 """A training loop that will run longer than this says so before it gets going (``ctx.note``)."""
 ESTIMATE_PROBE_S = 2.0
 """How long the first epoch is timed before the estimate (or the whole first epoch, if shorter)."""
+AUTO_EPOCHS_SIDE = 64
+"""``epochs 0`` (auto) is a plugin's usual number of epochs for images up to this many pixels a side ..."""
+AUTO_EPOCHS_VALUES = 2_000_000_000
+"""... and above it, at most as many epochs as keep one fit under this many pixel values seen
+(images x epochs x C x H x W): about a minute of a 256 px fit on 2 CPU cores, whatever the set's size."""
 
 
 def duration_text(seconds: float) -> str:
@@ -26,6 +31,31 @@ def duration_text(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60} s"
     return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def auto_epochs(epochs: int, usual: int, images: tuple[int, ...], ctx: FitContext | None = None,
+                field: str = "epochs") -> int:
+    """The epochs a fit runs: ``epochs`` when it is >= 1, and for 0 (auto) the budget that follows the data.
+
+    ``images`` is the training set's shape (N x C x H x W). Up to ``AUTO_EPOCHS_SIDE`` px a side auto is
+    ``usual`` (so every small-image default keeps its numbers); above it, ``usual`` capped so the fit sees
+    at most ``AUTO_EPOCHS_VALUES`` pixel values, never below one epoch. A capped budget is noted
+    on ``ctx`` (naming ``--<kind>.<field>``, the kind from ``ctx.stage``) and logged as its ``auto_<field>`` curve.
+    """
+    if epochs >= 1:
+        return epochs
+    n, values = images[0], math.prod(images[1:])
+    if max(images[2:]) <= AUTO_EPOCHS_SIDE or n * values * usual <= AUTO_EPOCHS_VALUES:
+        return usual
+    chosen = max(1, AUTO_EPOCHS_VALUES // (n * values))
+    if ctx is not None:
+        kind = (ctx.stage or "").split()[-1:] or ["plugin"]
+        option = f"--{kind[0]}.{field.replace('_', '-')}"
+        ctx.curves.log(f"auto_{field}", 0, chosen)
+        ctx.note(f"{option} 0 (auto): {chosen} epochs, not {usual}, for {n} images of "
+                 f"{'x'.join(map(str, images[1:]))} (at most {AUTO_EPOCHS_VALUES:.1e} pixel values seen; "
+                 f"set {option} to choose)")
+    return chosen
 
 
 class Estimate:

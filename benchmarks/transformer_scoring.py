@@ -131,12 +131,12 @@ def run_textures(categories: list[str]) -> dict[str, dict[str, float]]:
 
 
 def markdown(data: dict) -> str:
-    from benchbox_plugins.detectors.transformer import TransformerDetector
+    from benchbox_plugins.detectors.transformer import USUAL_EPOCHS, TransformerDetector
 
     default = TransformerDetector.Config()
     lines = ["# Transformer detector: scoring rule chosen on data no published table tests on", "",
              f"Written by `benchmarks/transformer_scoring.py` from `transformer_scoring.json`. Detector defaults "
-             f"otherwise (dim {default.dim}, depth {default.depth}, {default.epochs} epochs, mask ratio "
+             f"otherwise (dim {default.dim}, depth {default.depth}, {default.epochs or USUAL_EPOCHS} epochs, mask ratio "
              f"{default.mask_ratio}, inpaint score_rounds {default.score_rounds}); one fit per row, scored by all "
              "four rules. Image AUROC, mean ± std over rows (rows: normal class x seed).", ""]
     cols = [f"{k}/{r}" for k, r in RULES]

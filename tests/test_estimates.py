@@ -8,10 +8,14 @@ as PPO that does not note one itself -- and it comes before the stage ends.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-from benchbox import training
+import torch
+
+from benchbox import registry, training
 from benchbox.cli import parse_run
+from benchbox.interfaces import FitContext
 from benchbox.runner import Reporter, run_cell
 
 TINY = ["--dataset", "digits", "--generator.epochs", "3", "--generator.width", "8",
@@ -52,3 +56,55 @@ def test_long_stages_note_one_estimate_before_they_end(monkeypatch):
 
 def test_short_stages_note_nothing(monkeypatch):
     assert not [e for e in _notes(monkeypatch, after=1e9, probe=0.0) if e[0] == "note"]
+
+
+# -- epochs 0 (auto): the budget that follows the data ------------------------------------------------------
+
+
+def test_auto_epochs_hand_computed():
+    """2e9 pixel values at most above 64 px a side: 2e9 // (360 x 3 x 256 x 256) = 28 for the BMAD demo's
+    180 + 180 images; 2e9 // (5088 x 196,608) = 1 for BMAD's full Histopathology train set."""
+    auto = training.auto_epochs
+    assert auto(0, 60, (360, 3, 256, 256)) == 28
+    assert auto(0, 40, (5088, 3, 256, 256)) == 1
+    assert auto(0, 60, (10**6, 3, 256, 256)) == 1  # never below one epoch
+    assert auto(0, 60, (108, 1, 256, 256)) == 60  # 108 x 65,536 x 60 = 4.2e8: under the budget, as before
+    assert auto(0, 200, (10**6, 3, 64, 64)) == 200  # up to 64 px a side: the usual epochs whatever the set size
+    assert auto(0, 40, (800, 3, 65, 65)) == 40 and auto(0, 40, (5000, 3, 65, 65)) == 31  # 2e9 // 63,375,000
+    assert auto(7, 60, (10**6, 3, 256, 256)) == 7  # a chosen number is kept
+
+
+def _capped(monkeypatch, budget: int) -> tuple[FitContext, list[str]]:
+    monkeypatch.setattr(training, "AUTO_EPOCHS_VALUES", budget)
+    notes: list[str] = []
+    return FitContext(device=torch.device("cpu"), seed=0, stage="fit detector", note=notes.append), notes
+
+
+def test_transformer_auto_epochs_are_capped_noted_and_run(monkeypatch):
+    """8 images of 1 x 72 x 72 with a budget of 3 epochs' worth of pixel values: 3 epochs run (one loss
+    point each), the note names the option, and an explicit --detector.epochs is left alone."""
+    images = torch.rand(8, 1, 72, 72)
+    ctx, notes = _capped(monkeypatch, 8 * 72 * 72 * 3 + 5)
+    det = registry.create("detectors", "transformer", dim=16, depth=1, heads=2, batch_size=8)
+    det.fit(images, ctx)
+    assert [s for s, _ in ctx.curves.series["train/masked_mse"]] == [1.0, 2.0, 3.0]
+    assert ctx.curves.series["auto_epochs"] == [(0.0, 3.0)]
+    assert notes == ["--detector.epochs 0 (auto): 3 epochs, not 60, for 8 images of 1x72x72 (at most 1.2e+05 "
+                     "pixel values seen; set --detector.epochs to choose)"]
+    ctx, notes = _capped(monkeypatch, 1)
+    registry.create("detectors", "transformer", dim=16, depth=1, heads=2, batch_size=8, epochs=2).fit(images, ctx)
+    assert len(ctx.curves.series["train/masked_mse"]) == 2 and not notes
+
+
+def test_conv_generator_and_gan_auto_epochs_are_capped(monkeypatch):
+    images = torch.rand(4, 1, 72, 72)
+    ctx, notes = _capped(monkeypatch, 4 * 72 * 72 * 2)
+    registry.create("generators", "ae", width=4, latent_dim=4).fit(images, ctx)
+    assert len(ctx.curves.series["train/loss"]) == 2 and notes[0].startswith("--detector.epochs 0 (auto): 2 epochs, not 40")
+    ctx, notes = _capped(monkeypatch, 4 * 72 * 72 * 2)
+    gan = registry.create("generators", "dcgan", base_channels=4, latent_dim=4)
+    assert gan.epochs((4, 1, 72, 72)) == (2, 2)
+    ctx = dataclasses.replace(ctx, stage="fit generator")
+    gan.fit(images, ctx)
+    assert [n.split(":")[0] for n in notes] == ["--generator.epochs 0 (auto)", "--generator.encoder-epochs 0 (auto)"]
+    assert ctx.curves.series["auto_epochs"] == [(0.0, 2.0)] and ctx.curves.series["auto_encoder_epochs"] == [(0.0, 2.0)]

@@ -40,13 +40,12 @@ def rejected(capsys, *args: str) -> str:
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--detector.epochs", "-3"], "--detector.epochs expects an integer >= 1, got -3"),
-    (["--detector.epochs", "0"], "--detector.epochs expects an integer >= 1, got 0"),
+    (["--detector.epochs", "-3"], "--detector.epochs expects an integer >= 0, got -3"),
     (["--detector.batch-size", "-3"], "--detector.batch-size expects an integer >= 1, got -3"),
     (["--detector", "ae", "--detector.batch-size", "0"], "--detector.batch-size expects an integer >= 1, got 0"),
-    (["--generator.epochs", "-3"], "--generator.epochs expects an integer >= 1, got -3"),
-    (["--generator", "dcgan", "--generator.encoder-epochs", "0"],
-     "--generator.encoder-epochs expects an integer >= 1, got 0"),
+    (["--generator.epochs", "-3"], "--generator.epochs expects an integer >= 0, got -3"),
+    (["--generator", "dcgan", "--generator.encoder-epochs", "-1"],
+     "--generator.encoder-epochs expects an integer >= 0, got -1"),
     (["--detector.mask-ratio", "1"], "--detector.mask-ratio expects a number in (0, 1), got 1.0"),
     (["--dataset.val-fraction", "1.5"], "--dataset.val-fraction expects a number in [0, 1), got 1.5"),
     (["--policy", "random", "--policy.sigma", "-1"], "--policy.sigma expects a number >= 0, got -1.0"),
@@ -95,12 +94,12 @@ def test_a_real_state_dict_passes_the_check(tmp_path):
 def test_grid_with_an_out_of_bounds_option_writes_no_results(tmp_path, capsys):
     results = tmp_path / "r.jsonl"
     line = rejected(capsys, "grid", *GRID_TINY, "--set", "detector.epochs=-3", "--results", str(results))
-    assert line == "error: detector 'ae' option 'epochs' expects an integer >= 1, got -3"
+    assert line == "error: detector 'ae' option 'epochs' expects an integer >= 0, got -3"
     assert not results.exists() and not (tmp_path / "r-runs").exists()
 
 
 def test_api_rejects_the_same_options_before_running(tmp_path):
-    with pytest.raises(ConfigError, match=r"^detector 'ae' option 'epochs' expects an integer >= 1, got -3$"):
+    with pytest.raises(ConfigError, match=r"^detector 'ae' option 'epochs' expects an integer >= 0, got -3$"):
         benchbox.run(dataset="digits", detector="ae", detector_epochs=-3, out=str(tmp_path / "runs"))
     with pytest.raises(ConfigError, match=r"^generator 'ae' option 'batch_size' expects an integer >= 1, got 0$"):
         benchbox.run(dataset="digits", generator=("ae", {"batch_size": 0}), out=str(tmp_path / "runs"))
@@ -116,7 +115,7 @@ def test_runner_checks_a_hand_built_spec_before_the_first_stage(tmp_path):
     det = registry.load("detectors", "ae").Config(epochs=-3)
     spec.plugins["detector"] = PluginChoice("ae", det)
     spec.run.out = str(tmp_path / "runs")
-    with pytest.raises(ConfigError, match=r"^--detector.epochs expects an integer >= 1, got -3$"):
+    with pytest.raises(ConfigError, match=r"^--detector.epochs expects an integer >= 0, got -3$"):
         run_cell(spec)
     assert not (tmp_path / "runs").exists()
 
@@ -209,7 +208,7 @@ def test_subprocess_run_with_bad_option_loads_nothing(tmp_path):
     proc = bb("run", "--dataset", "digits", "--detector.epochs", "-3", "--out", str(tmp_path / "runs"),
               cache=tmp_path / "cache")
     assert proc.returncode == 2
-    assert one_error_line(proc.stderr) == "error: --detector.epochs expects an integer >= 1, got -3"
+    assert one_error_line(proc.stderr) == "error: --detector.epochs expects an integer >= 0, got -3"
     assert not (tmp_path / "runs").exists()
 
 
@@ -222,7 +221,7 @@ def test_subprocess_generator_epochs_is_refused_before_any_stage(tmp_path):
     proc = bb("run", "--dataset", "digits", "--generator.epochs", "-3", "--out", str(tmp_path / "runs"),
               cache=tmp_path / "cache")
     assert proc.returncode == 2
-    assert one_error_line(proc.stderr) == "error: --generator.epochs expects an integer >= 1, got -3"
+    assert one_error_line(proc.stderr) == "error: --generator.epochs expects an integer >= 0, got -3"
     assert "load data" not in proc.stderr and "stage" not in proc.stderr
     assert not (tmp_path / "runs").exists()
 
@@ -242,7 +241,7 @@ def test_subprocess_weights_that_are_not_a_checkpoint_are_refused_before_any_sta
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("generator.epochs=-3", "generator 'ae' option 'epochs' expects an integer >= 1, got -3"),
+    ("generator.epochs=-3", "generator 'ae' option 'epochs' expects an integer >= 0, got -3"),
     ("detector.batch_size=0", "detector 'ae' option 'batch_size' expects an integer >= 1, got 0"),
 ])
 def test_grid_refuses_issue_19s_options_before_any_cell(tmp_path, capsys, setting, message):

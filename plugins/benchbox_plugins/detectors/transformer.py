@@ -35,7 +35,7 @@ from torch import nn
 
 from benchbox.interfaces import Detector, FitContext, Scores
 from benchbox.options import above, at_least, within
-from benchbox.training import train_epochs
+from benchbox.training import auto_epochs, train_epochs
 
 
 class MaskedPatchViT(nn.Module):
@@ -78,6 +78,10 @@ class PatchClassifier(nn.Module):
         return self.logit(self.vit.norm(self.vit.encoder(tokens)).mean(1)).squeeze(1)
 
 
+USUAL_EPOCHS = 60
+"""--detector.epochs 0 (auto) up to 64 px a side."""
+
+
 class TransformerDetector(Detector):
     """Vision Transformer trained by masked-patch inpainting; scores by patch-token kNN or inpainting error."""
     pseudo_anomalies = staticmethod(lambda config: "needs" if config.mode == "classify" else "refuses")
@@ -92,7 +96,9 @@ class TransformerDetector(Detector):
         mlp_ratio: Annotated[float, above(0)] = 2.0
         mask_ratio: Annotated[float, within(0, 1)] = 0.9
         """Share of patches hidden per training image (and per pass in inpaint scoring)."""
-        epochs: Annotated[int, at_least(1)] = 60
+        epochs: Annotated[int, at_least(0)] = 0
+        """Training epochs; 0 = auto: 60, and above 64 px a side at most as many as keep one fit under
+        2e9 pixel values seen (benchbox.training.auto_epochs: 28 for the 360 images of the BMAD demo)."""
         batch_size: Annotated[int, at_least(1)] = 64
         lr: Annotated[float, above(0)] = 1e-3
         weight_decay: Annotated[float, at_least(0, "a number")] = 1e-4
@@ -174,7 +180,7 @@ class TransformerDetector(Detector):
 
         val = ctx.val.images if ctx.val is not None and ctx.val.labels.eq(0).all() and len(ctx.val) else None
         train_epochs(
-            self.net, images, loss_fn, ctx, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+            self.net, images, loss_fn, ctx, epochs=self.epochs(images.shape, ctx), batch_size=c.batch_size, lr=c.lr,
             weight_decay=c.weight_decay, val=val, name="masked_mse",
         )
         self.bank = None
@@ -183,6 +189,10 @@ class TransformerDetector(Detector):
             if len(images) > c.bank_limit:
                 keep = images[torch.randperm(len(images), generator=ctx.generator(29))[: c.bank_limit]]
             self.bank = self.tokens(keep).transpose(0, 1).contiguous().to(self.device)
+
+    def epochs(self, shape: tuple[int, ...], ctx: FitContext) -> int:
+        """--detector.epochs, or for 0 the auto budget for ``shape`` (N x C x H x W)."""
+        return auto_epochs(self.config.epochs, USUAL_EPOCHS, tuple(shape), ctx)
 
     def _fit_classifier(self, normals: torch.Tensor, pseudo: torch.Tensor, ctx: FitContext) -> None:
         if pseudo.shape[1:] != normals.shape[1:]:
@@ -201,7 +211,7 @@ class TransformerDetector(Detector):
             logits = clf(self._pad(x[i].to(ctx.device)))
             return F.binary_cross_entropy_with_logits(logits, y[i].to(ctx.device), pos_weight=pos_weight)
 
-        train_epochs(clf, torch.arange(len(x)), loss_fn, ctx, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+        train_epochs(clf, torch.arange(len(x)), loss_fn, ctx, epochs=self.epochs(x.shape, ctx), batch_size=c.batch_size, lr=c.lr,
                      weight_decay=c.weight_decay, name="bce")
 
     # -- scoring -------------------------------------------------------------------------

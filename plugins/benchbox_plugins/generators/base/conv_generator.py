@@ -20,8 +20,12 @@ from torch import nn
 
 from benchbox.interfaces import FitContext, Generator
 from benchbox.options import above, at_least
-from benchbox.training import batched, train_epochs
+from benchbox.training import auto_epochs, batched, train_epochs
 from benchbox_plugins.generators.base.backbone import check_square
+
+
+USUAL_EPOCHS = 40
+"""--generator.epochs 0 (auto) up to 64 px a side."""
 
 
 @dataclass
@@ -40,7 +44,9 @@ class ConvGeneratorConfig:
     """Keep weights and activations in NHWC (faster convolutions on recent GPUs; same numbers up to rounding)."""
     bf16: bool = False
     """bfloat16 autocast for the convolutions when the device is CUDA; on CPU the flag does nothing (float32)."""
-    epochs: Annotated[int, at_least(1)] = 40
+    epochs: Annotated[int, at_least(0)] = 0
+    """Training epochs; 0 = auto: 40, and above 64 px a side at most as many as keep one fit under 2e9 pixel
+    values seen (benchbox.training.auto_epochs)."""
     batch_size: Annotated[int, at_least(1)] = 64
     lr: Annotated[float, above(0)] = 2e-3
 
@@ -53,9 +59,11 @@ class ConvGenerator(Generator):
     def __init__(self, config=None):
         super().__init__(config)
         c = self.config
-        for opt in ("latent_dim", "width", "epochs", "batch_size"):
+        for opt in ("latent_dim", "width", "batch_size"):
             if getattr(c, opt) < 1:
                 raise ValueError(f"{self.name}: --generator.{opt.replace('_', '-')} must be >= 1, got {getattr(c, opt)}")
+        if c.epochs < 0:
+            raise ValueError(f"{self.name}: --generator.epochs must be >= 0 (0: auto), got {c.epochs}")
         if c.base_channels < 0:
             raise ValueError(f"{self.name}: --generator.base-channels must be >= 0, got {c.base_channels}")
         default_width = type(c).__dataclass_fields__["width"].default
@@ -104,7 +112,8 @@ class ConvGenerator(Generator):
 
         val = ctx.val.images if ctx.val is not None and len(ctx.val) and ctx.val.labels.eq(0).all() else None
         c = self.config
-        train_epochs(net, train, loss_fn, dataclasses.replace(ctx, progress=progress), epochs=c.epochs,
+        epochs = auto_epochs(c.epochs, USUAL_EPOCHS, tuple(train.shape), ctx)
+        train_epochs(net, train, loss_fn, dataclasses.replace(ctx, progress=progress), epochs=epochs,
                      batch_size=c.batch_size, lr=c.lr, val=val, name="loss")
 
     def _net(self) -> nn.Module:

@@ -41,7 +41,7 @@ from torch import nn
 from benchbox.errors import ConfigError, DataError, TrainingDiverged
 from benchbox.interfaces import FitContext, Generator
 from benchbox.options import Check, above, at_least
-from benchbox.training import batched, train_epochs
+from benchbox.training import auto_epochs, batched, train_epochs
 from benchbox_plugins.generators.base.backbone import Encoder, check_square, stage_sizes
 
 ARCHS = ("dcgan", "improved")
@@ -247,6 +247,10 @@ def recalibrate_batchnorm(net: nn.Module, batches: list[tuple[torch.Tensor, torc
 # ---------------------------------------------------------------------------- the plugin base
 
 
+USUAL_EPOCHS, USUAL_ENCODER_EPOCHS = 200, 100
+"""--generator.epochs / --generator.encoder-epochs 0 (auto) up to 64 px a side."""
+
+
 @dataclass
 class GanConfig:
     latent_dim: Annotated[int, at_least(1)] = 64
@@ -260,8 +264,9 @@ class GanConfig:
     """Spectral normalisation of every D layer (and no batch norm in D)."""
     feature_matching: bool = False
     """G matches the batch mean of D's features on real images instead of fooling D."""
-    epochs: Annotated[int, at_least(1)] = 200
-    """GAN training epochs (one D and one G update per batch)."""
+    epochs: Annotated[int, at_least(0)] = 0
+    """GAN training epochs (one D and one G update per batch); 0 = auto: 200, and above 64 px a side at most
+    as many as keep the GAN stage under 2e9 pixel values seen (benchbox.training.auto_epochs)."""
     batch_size: Annotated[int, at_least(1)] = 64
     lr: Annotated[float, above(0)] = 1e-3
     """Adam learning rate of G (and of Triple-GAN's classifier)."""
@@ -270,8 +275,8 @@ class GanConfig:
     trained at G's rate wins within a few hundred steps on MNIST (D(G(z)) -> 0.002, G collapses)."""
     beta1: Annotated[float, Check(lambda v: 0 <= v < 1, "a number in [0, 1)")] = 0.5
     """Adam beta1 of the GAN players (DCGAN: 0.5)."""
-    encoder_epochs: Annotated[int, at_least(1)] = 100
-    """Epochs of the encoder E trained after the GAN to invert G (izi_f)."""
+    encoder_epochs: Annotated[int, at_least(0)] = 0
+    """Epochs of the encoder E trained after the GAN to invert G (izi_f); 0 = auto: 100, capped like --epochs."""
     encoder_lr: Annotated[float, above(0)] = 1e-3
     kappa: float = 1.0
     """Weight of the discriminator-feature residual (encoder loss and fanogan score)."""
@@ -286,9 +291,12 @@ class GanBase(Generator):
     def __init__(self, config=None):
         super().__init__(config)
         c = self.config
-        for opt in ("latent_dim", "base_channels", "epochs", "batch_size", "encoder_epochs"):
+        for opt in ("latent_dim", "base_channels", "batch_size"):
             if getattr(c, opt) < 1:
                 self._bad(opt, "must be >= 1", getattr(c, opt))
+        for opt in ("epochs", "encoder_epochs"):
+            if getattr(c, opt) < 0:
+                self._bad(opt, "must be >= 0 (0: auto)", getattr(c, opt))
         for opt in ("lr", "d_lr", "encoder_lr"):
             if not getattr(c, opt) > 0:
                 self._bad(opt, "must be > 0", getattr(c, opt))
@@ -404,9 +412,10 @@ class GanBase(Generator):
             return self.prior_batch(n, noise_gen)
 
         bs = max(1, min(c.batch_size, len(train)))
-        total = c.epochs + c.encoder_epochs
+        epochs, encoder_epochs = self.epochs(tuple(train.shape), ctx, note="epochs")
+        total = epochs + encoder_epochs
         last: dict[str, float] = {}
-        for epoch in range(c.epochs):
+        for epoch in range(epochs):
             for net in self.players():
                 net.train()
             order = torch.randperm(len(train), generator=order_gen)
@@ -417,7 +426,7 @@ class GanBase(Generator):
                 x = train[idx].to(ctx.device, non_blocking=True)
                 y = y_idx[idx].to(ctx.device) if y_idx is not None else None
                 stats = {k_: float(v.detach()) for k_, v in
-                         self.train_step(x, y, prior, opts, (epoch + start / len(train)) / c.epochs).items()}
+                         self.train_step(x, y, prior, opts, (epoch + start / len(train)) / epochs).items()}
                 bad = [k_ for k_, v in stats.items() if not math.isfinite(v)]
                 if bad:
                     raise TrainingDiverged(
@@ -469,6 +478,14 @@ class GanBase(Generator):
                             f"got {tuple(z.shape)} and {len(labels)} labels")
         return torch.cat([z.float(), self.onehot(self.class_index(labels))], 1)
 
+    def epochs(self, shape: tuple[int, ...], ctx: FitContext | None = None, note: str = "") -> tuple[int, int]:
+        """(GAN epochs, encoder epochs) for a training set of ``shape``: the options, or the auto budgets for 0;
+        with ``ctx``, the auto budget of the ``note`` option is noted there."""
+        c = self.config
+        return (auto_epochs(c.epochs, USUAL_EPOCHS, shape, ctx if note == "epochs" else None),
+                auto_epochs(c.encoder_epochs, USUAL_ENCODER_EPOCHS, shape, ctx if note == "encoder_epochs" else None,
+                            "encoder_epochs"))
+
     def fit_encoder(self, train: torch.Tensor, ctx: FitContext, y_idx: torch.Tensor | None) -> None:
         """izi_f: E is trained with G and D fixed on MSE(G(E(x)), x) + kappa MSE(f(G(E(x))), f(x))."""
         c = self.config
@@ -478,11 +495,13 @@ class GanBase(Generator):
             x = train[idx].to(ctx.device, non_blocking=True)
             return self.encoder_loss(x, y_idx[idx].to(ctx.device) if y_idx is not None else None)
 
+        epochs, encoder_epochs = self.epochs(tuple(train.shape), ctx, note="encoder_epochs")
+
         def progress(done: float, total: float | None = None) -> None:
-            ctx.progress(c.epochs + done, c.epochs + c.encoder_epochs)
+            ctx.progress(epochs + done, epochs + encoder_epochs)
 
         train_epochs(self.E, torch.arange(len(train)), loss_fn, dataclasses.replace(ctx, progress=progress),
-                     epochs=c.encoder_epochs, batch_size=c.batch_size, lr=c.encoder_lr, name="encoder_loss")
+                     epochs=encoder_epochs, batch_size=c.batch_size, lr=c.encoder_lr, name="encoder_loss")
 
     def encoder_loss(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         d = self.config.latent_dim
