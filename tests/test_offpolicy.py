@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -287,13 +289,26 @@ def test_dqn_same_seed_same_network():
 
 @pytest.mark.parametrize("env_id,low,high", [("Pendulum-v1", -2000, 0), ("CartPole-v1", 1, 500)])
 def test_dqn_standalone_writes_outputs(tmp_path, env_id, low, high):
-    summary = dqn.run(dqn.Args(env_id=env_id, bins=5, total_timesteps=300, learning_starts=100, batch_size=16,
-                               hidden=(16,), eval_episodes=1, log_every=100, progress=False, out_dir=str(tmp_path)))
-    out = tmp_path / next(p.name for p in tmp_path.iterdir())
-    assert (out / "progress.csv").read_text().startswith("global_step,episodic_return")
+    def once(out_dir):
+        return dqn.run(dqn.Args(env_id=env_id, bins=5, total_timesteps=300, learning_starts=100, batch_size=16,
+                                hidden=(16,), eval_episodes=1, log_every=100, progress=False, out_dir=str(out_dir)))
+
+    summary = once(tmp_path / "a")
+    out = Path(summary["out"])
+    progress = (out / "progress.csv").read_text()
+    assert progress.startswith("global_step,episodic_return")
     assert (out / "returns.png").stat().st_size > 0
     assert len(summary["eval_returns"]) == 1 and summary["total_timesteps"] == 300
     assert low <= summary["eval_returns"][0] <= high
+    again = once(tmp_path / "b")  # same seed, same device: the same training log and the same evaluation
+    assert again["eval_returns"] == summary["eval_returns"]
+    assert _steps_and_returns(Path(again["out"]) / "progress.csv") == _steps_and_returns(out / "progress.csv")
+
+
+def _steps_and_returns(path: Path) -> list[tuple[str, str]]:
+    """(global_step, episodic_return) of each progress.csv row (the wall-clock columns differ run to run)."""
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    return [(r[0], r[1]) for r in rows]
 
 
 def test_ddpg_standalone_pendulum_writes_outputs(tmp_path):
@@ -327,6 +342,8 @@ def test_plugin_fit_and_propose(fitted, name, overrides):
     for key in ("reward/realism", "reward/novelty", "episodic_return"):
         assert key in ctx.curves.series, key
     assert ("qf_loss" if name == "ddpg" else "td_loss") in ctx.curves.series
+    # 256 steps over 4 envs, logged every vector step (log_every = num_envs): 64 rows, at steps 4, 8, ..., 256
+    assert [s for s, _ in ctx.curves.series["reward/realism"]] == [4.0 * i for i in range(1, 65)]
     z = latents[:32]
     dz = pol.propose(z, seed=4)
     assert dz.shape == z.shape and dz.dtype == z.dtype and torch.isfinite(dz).all()

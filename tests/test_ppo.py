@@ -83,6 +83,9 @@ def test_plugin_fit_logs_and_proposes(fitted, role, episode_length):
     assert pol.role == role
     for key in ("reward/realism", "reward/novelty", "reward/size", "entropy", "approx_kl"):
         assert key in ctx.curves.series, key
+    # 256 steps in rollouts of 16 steps x 4 envs: exactly 4 PPO updates, logged at their global steps
+    assert [s for s, _ in ctx.curves.series["approx_kl"]] == [64.0, 128.0, 192.0, 256.0]
+    assert ctx.curves.series["total_timesteps"] == [(0.0, 256.0)]
     dz = pol.propose(latents[:32], seed=4)
     bound = pol.config.step_size * episode_length * latents.std(0) + 1e-5
     assert (dz.abs() <= bound).all()
