@@ -15,6 +15,14 @@ puts it in front of a fitted generator:
   once per step (shared by the terms of that step), and takes a candidate's sources from the
   episode's source latent ``z0`` (the training latent it equals).
 
+On the device: the reference data, the scorer's copy of the training latents and the detector's
+pseudo-anomalies live on the device the loop space was built for (the policy's ``ctx.device``,
+the one its latent env steps on). A step decodes ``z'`` on that device (a benchbox generator's
+``decode`` returns on its input's device), computes the features, the 1-NN distances and the
+source match there and returns on ``z'``'s device: nothing is read back to the host inside a
+step. Only set-up (the reference, its band, the detector's threshold after each round) reads
+host values. On the CPU the numbers are those of the host path, bit for bit.
+
 Role ``anomaly`` (:meth:`LoopScorer.adversarial`): the band is the loop space's (the candidate
 is just outside the validation normals' score band there); the *current detector* is a second
 1-NN in the other fixed space (``infeat`` when the band is in ``pixels`` and vice versa; one
@@ -29,7 +37,7 @@ every training latent become pseudo-anomalies, so the next round must fool the u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -60,9 +68,23 @@ def loop_space(generator: Generator, latents: torch.Tensor, val: LabeledImages |
             raise ValueError(f"{where}.reference {reference!r} needs validation normals, and the data has none "
                              f"(use {where}.reference train)")
         held = featurize(generator.decode(generator.encode(val.images[val.labels == 0])))
-    ref = LoopReference.build(featurize(train_dec), held, loo=reference in ("both", "train"), band=band,
-                              dup_fraction=dup_fraction)
-    return LoopSpace(featurize, ref.to(device))
+    ref = LoopReference.build(featurize(train_dec).to(device), held, loo=reference in ("both", "train"), band=band,
+                              dup_fraction=dup_fraction)  # built where the terms run (held follows the memory)
+    return LoopSpace(featurize, ref)
+
+
+def device_features(featurize: FixedFeatures, images: torch.Tensor) -> torch.Tensor:
+    """``featurize(images)`` left on the images' device (:class:`FixedFeatures` hands the detectors CPU rows).
+
+    The same rows, bit for bit, without the copy to the host: ``pixels`` flattens the images, ``infeat``
+    runs the in-domain network on their device. :func:`loop_space` builds that network (it featurizes
+    the reference); after unpickling, the first call rebuilds it from the cache, a host round trip once.
+    """
+    if featurize.kind == "pixels":
+        return images.detach().float().flatten(1)
+    if featurize._fn is None:
+        featurize(featurize.reference[:1])  # builds the network: a CPU image in, a CPU row out, once
+    return featurize._fn(images).float()
 
 
 class LoopScorer:
@@ -72,11 +94,12 @@ class LoopScorer:
                  detector_space: LoopSpace | None = None, band_hi: float = 95.0):
         self.generator = generator
         self.band_hi = band_hi
-        self.latents = latents.detach().float().cpu()
+        self.device = space.reference.memory.device  # where the terms run: the env's device
+        self.latents = latents.detach().float().to(self.device)
         self.space = space
         self.detector_space = detector_space
         self.pseudo: torch.Tensor | None = None  # detector-space features of accepted pseudo-anomalies
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._last: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None  # this step's z', what it gave
         self.threshold = float("inf")
         if detector_space is not None:
             self.threshold = self._threshold()
@@ -85,17 +108,32 @@ class LoopScorer:
         return {**self.__dict__, "_last": None}
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator.decode(z.detach().float().cpu())
+        """``z`` decoded on the scorer's device (where the generator's ``decode`` leaves them)."""
+        return self.generator.decode(z.detach().float().to(self.device))
+
+    def _memo(self, z_new: torch.Tensor, key: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``make()`` once per step: the terms of one step share its decode, features and 1-NN scores."""
+        if self._last is None or self._last[0] is not z_new:
+            self._last = (z_new, {})
+        memo = self._last[1]
+        if key not in memo:
+            memo[key] = make()
+        return memo[key]
+
+    def _decoded(self, z_new: torch.Tensor) -> torch.Tensor:
+        return self._memo(z_new, "images", lambda: self.images(z_new))
 
     def _features(self, z_new: torch.Tensor) -> torch.Tensor:
-        if self._last is None or self._last[0] is not z_new:  # one decode per step, shared by the terms
-            self._last = (z_new, self.space.features(self.images(z_new)).to(self.space.reference.memory.device))
-        return self._last[1]
+        return self._memo(z_new, "features",
+                          lambda: device_features(self.space.features, self._decoded(z_new)).to(self.device))
+
+    def _own(self, z_new: torch.Tensor) -> torch.Tensor:
+        return self._memo(z_new, "own", lambda: self.space.reference.own_score(self._features(z_new)))
 
     def _sources(self, z0: torch.Tensor | None, n: int) -> torch.Tensor:
         if z0 is None:
-            return torch.full((n,), -1, dtype=torch.long)
-        return match_rows(z0.detach().float().cpu(), self.latents)
+            return torch.full((n,), -1, dtype=torch.long, device=self.device)
+        return match_rows(z0.detach().float().to(self.device), self.latents)
 
     # -- terms (z_new, action, z0) -> N values ---------------------------------------------------
     def coverage(self, z_new: torch.Tensor, action: Any = None, z0: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,27 +141,24 @@ class LoopScorer:
         return ref.coverage(self._features(z_new), self._sources(z0, len(z_new))).to(z_new.device)
 
     def plausibility(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
-        ref = self.space.reference
-        return ref.plausibility(ref.own_score(self._features(z_new))).to(z_new.device)
+        return self.space.reference.plausibility(self._own(z_new)).to(z_new.device)
 
     def duplicate(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
-        ref = self.space.reference
-        return ref.duplicate(ref.own_score(self._features(z_new))).to(z_new.device)
+        return self.space.reference.duplicate(self._own(z_new)).to(z_new.device)
 
     def adversarial(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
         if self.detector_space is None:
             raise RuntimeError("loop rewards: the adversarial term needs a detector space")
-        ref = self.space.reference
-        own = ref.own_score(self._features(z_new))
-        det = self.detector_score(self.images(z_new))
-        return ref.adversarial(own, det.to(own.device), self.threshold).to(z_new.device)
+        own = self._own(z_new)
+        det = self.detector_score(self._decoded(z_new))
+        return self.space.reference.adversarial(own, det.to(own.device), self.threshold).to(z_new.device)
 
     # -- the current detector of role anomaly ----------------------------------------------------
     def detector_score(self, images: torch.Tensor) -> torch.Tensor:
         """1-NN distance to the normals minus 1-NN distance to the pseudo-anomalies (classify mode)."""
         assert self.detector_space is not None
         dref = self.detector_space.reference
-        f = self.detector_space.features(images).to(dref.memory.device)
+        f = device_features(self.detector_space.features, images).to(dref.memory.device)
         score = knn_scores(f, dref.memory, 1)
         if self.pseudo is not None and len(self.pseudo):
             score = score - knn_scores(f, self.pseudo, 1)
@@ -135,7 +170,7 @@ class LoopScorer:
         dref = self.detector_space.reference
         if self.pseudo is None:
             return dref.band[1]
-        return float(torch.quantile(self._heldout_scores(), self.band_hi / 100))
+        return float(torch.quantile(self._heldout_scores(), self.band_hi / 100))  # set-up: one host read
 
     def _heldout_scores(self) -> torch.Tensor:
         assert self.detector_space is not None and self.pseudo is not None
@@ -144,12 +179,13 @@ class LoopScorer:
         if not len(held):  # leave-one-out scores of the training normals
             m = len(dref.memory)
             d_n = knn_scores(dref.memory, dref.memory, 1, exclude=torch.arange(m, device=dref.memory.device))
-            return (d_n - knn_scores(dref.memory, self.pseudo, 1)).double().cpu()
-        return (knn_scores(held, dref.memory, 1) - knn_scores(held, self.pseudo, 1)).double().cpu()
+            return (d_n - knn_scores(dref.memory, self.pseudo, 1)).double()
+        return (knn_scores(held, dref.memory, 1) - knn_scores(held, self.pseudo, 1)).double()
 
     def add_pseudo_anomalies(self, z: torch.Tensor) -> None:
         """Accept the decoded ``z`` as pseudo-anomalies: the current detector now scores their region high."""
         assert self.detector_space is not None
-        f = self.detector_space.features(self.images(z)).to(self.detector_space.reference.memory.device)
+        dspace = self.detector_space
+        f = device_features(dspace.features, self.images(z)).to(dspace.reference.memory.device)
         self.pseudo = f if self.pseudo is None else torch.cat([self.pseudo, f])
         self.threshold = self._threshold()
