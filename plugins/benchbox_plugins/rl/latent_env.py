@@ -133,6 +133,12 @@ class LatentCore:
         self.mu = self.latents.mean(0)
         self.sigma = self.latents.std(0).clamp(min=1e-6)
         self.zn = (self.latents - self.mu) / self.sigma  # normalised training latents
+        # The training side of torch.cdist's matrix-product form (used there when either side has more than
+        # 25 rows), built once: [zn, 1, |zn|^2]^T. See nn_distance.
+        m = len(self.zn)
+        self._nn_rhs = (torch.cat([self.zn, torch.ones(m, 1, device=self.device), self.zn.pow(2).sum(-1, True)], -1).mT
+                        if m > 25 else None)
+        self._step_q: tuple[torch.Tensor, int, torch.Tensor] | None = None  # see normalise()
         self.step_sigma = cfg.step_size * self.sigma  # delta(a) = step_sigma * clamp(a)
         self.c_ref = float(self.consistency(self.latents).mean().clamp(min=1e-8))
         nn_train = self.nn_distance(self.latents, exclude_self=True)
@@ -158,34 +164,56 @@ class LatentCore:
     # gradients, and reward() and the vector env's step run under no_grad), so a step pays for one.
     def consistency(self, z: torch.Tensor) -> torch.Tensor:
         """Per-row mean squared encoder-decoder round-trip error in std units (on ``z``'s device)."""
-        z2 = self.generator.encode(self.generator.decode(z)).to(z.device)
-        return (((z2 - z) / self.sigma) ** 2).mean(1)
+        z2 = self.generator.encode(self.generator.decode(z))
+        if z2.device != z.device:
+            z2 = z2.to(z.device)
+        return (z2 - z).div_(self.sigma).pow_(2).mean(1)  # in place on fresh tensors: the same numbers
+
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        """``(z - mu) / sigma``; the vector env's step computes it once for its reward and observation."""
+        memo = self._step_q
+        if memo is not None and memo[0] is z and memo[1] == z._version:
+            return memo[2]
+        return (z - self.mu) / self.sigma
 
     def nn_distance(self, z: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
-        """Distance to the nearest training latent, in std units, divided by sqrt(d)."""
-        q = (z - self.mu) / self.sigma
+        """Distance to the nearest training latent, in std units, divided by sqrt(d).
+
+        With more than 25 training latents this is ``torch.cdist(q, zn).min(1)`` computed the way cdist
+        computes it (``[-2q, |q|^2, 1] @ [zn, 1, |zn|^2]^T``, clamped at 0, square root; the same values
+        bit for bit) with the training side built once and the root taken after the minimum (the root is
+        monotone, so the minimum is the same number), in a few tensor operations."""
+        q = self.normalise(z)
         out = []
         for start in range(0, len(q), self.nn_chunk):
-            dist = torch.cdist(q[start : start + self.nn_chunk], self.zn)
+            chunk = q[start : start + self.nn_chunk]
+            if self._nn_rhs is None:
+                sq = torch.cdist(chunk, self.zn)
+            else:
+                norm = chunk.pow(2).sum(-1, True)
+                sq = torch.cat([chunk.mul(-2), norm, torch.ones_like(norm)], -1).matmul(self._nn_rhs)
             if exclude_self:
-                rows = torch.arange(dist.shape[0], device=dist.device)
-                dist[rows, rows + start] = float("inf")
-            out.append(dist.min(1).values)
-        return (out[0] if len(out) == 1 else torch.cat(out)) / math.sqrt(self.d)
+                rows = torch.arange(sq.shape[0], device=sq.device)
+                sq[rows, rows + start] = float("inf")
+            out.append(sq.amin(1))
+        dist = out[0] if len(out) == 1 else torch.cat(out)
+        if self._nn_rhs is not None:
+            dist = dist.clamp_min_(0).sqrt_()
+        return dist / math.sqrt(self.d)
 
     def realism(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
         """Encoder-decoder consistency, ``-log(1 + c(z') / c_ref)``."""
-        return -torch.log1p(self.consistency(z_new) / self.c_ref)
+        return self.consistency(z_new).div_(self.c_ref).log1p_().neg_()
 
     def novelty(self, z_new: torch.Tensor, action: Any = None, z0: Any = None) -> torch.Tensor:
         """Nearest-training-latent distance inside the band: in [0, 1] inside, negative outside."""
         lo, hi = self.band
         mid, half = (lo + hi) / 2, (hi - lo) / 2
-        return (1 - ((self.nn_distance(z_new) - mid) / half) ** 2).clamp(min=-self.cfg.novelty_clip)
+        return (1 - self.nn_distance(z_new).sub_(mid).div_(half).pow_(2)).clamp_(min=-self.cfg.novelty_clip)
 
     def size(self, z_new: torch.Tensor, action: torch.Tensor, z0: Any = None) -> torch.Tensor:
         """Step-size penalty, ``-mean(a^2)``."""
-        return -(action**2).mean(1)
+        return action.pow(2).mean(1).neg_()
 
     @torch.no_grad()
     def reward(self, z_new: torch.Tensor, action: torch.Tensor,
@@ -214,8 +242,8 @@ class LatentCore:
         """``N x (2d + 1)`` observations; ``t_frac``, if given, is ``t / H`` as an ``N x 1`` float column."""
         if t_frac is None:
             t_frac = (t.float() / self.cfg.episode_length).unsqueeze(1)
-        obs = torch.cat([(z - self.mu) / self.sigma, (z - z0) / self.sigma, t_frac], dim=1)
-        return obs.clamp(-OBS_CLIP, OBS_CLIP)
+        obs = torch.cat([self.normalise(z), (z - z0) / self.sigma, t_frac], dim=1)
+        return obs.clamp_(-OBS_CLIP, OBS_CLIP)
 
     def observe_source(self, z: torch.Tensor) -> torch.Tensor:
         """The first observation of an episode starting at ``z`` (used by the policy plugin)."""
@@ -249,7 +277,7 @@ class LatentVectorEnv(VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         dev, d = core.device, core.d
         self.seeds = torch.arange(num_envs, dtype=torch.long, device=dev)
-        self.episode = torch.zeros(num_envs, dtype=torch.long, device=dev)
+        self.episode = torch.zeros(num_envs, dtype=torch.long, device=dev)  # property (below)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=dev)
         self.z = torch.zeros(num_envs, d, device=dev)
         self.z0 = torch.zeros(num_envs, d, device=dev)
@@ -257,8 +285,25 @@ class LatentVectorEnv(VectorEnv):
         self.one_step = core.cfg.episode_length == 1
         self._source_obs = core.observe_source(core.latents) if self.one_step else None
         self._t_one = torch.ones(num_envs, 1, device=dev)  # one_step: t / H after every step
-        self._block: torch.Tensor | None = None  # one_step: source indices of the next episodes, N x SOURCE_BLOCK
+        self._t_zero = torch.zeros(num_envs, dtype=torch.long, device=dev)  # one_step: t and ret at a start
+        self._ret_zero = torch.zeros(num_envs, device=dev)  # (read, never written in place)
+        # one_step: the next episodes' source latents and first observations, B x N x d and B x N x obs_dim
+        # (B episodes per environment, fewer than SOURCE_BLOCK where N is large), each slot used once
+        self._block_len = max(1, min(self.SOURCE_BLOCK, (1 << 22) // (num_envs * (core.obs_dim + d))))
+        self._block_z: torch.Tensor | None = None
+        self._block_obs: torch.Tensor | None = None
         self._block_pos = 0
+
+    @property
+    def episode(self) -> torch.Tensor:
+        """Episodes started so far, per environment (the one-step path counts them in a Python int)."""
+        if self._episode_ahead:
+            self._episode, self._episode_ahead = self._episode + self._episode_ahead, 0
+        return self._episode
+
+    @episode.setter
+    def episode(self, value: torch.Tensor) -> None:
+        self._episode, self._episode_ahead = value, 0
 
     def _start(self, mask: torch.Tensor) -> None:
         idx = self.core.source_index(self.seeds, self.episode)
@@ -272,18 +317,18 @@ class LatentVectorEnv(VectorEnv):
 
     def _start_all(self) -> torch.Tensor:
         """``_start`` of every environment (one_step only); returns the first observations."""
-        core, dev = self.core, self.core.device
-        if self._block is None or self._block_pos == self._block.shape[1]:
-            ahead = torch.arange(self.SOURCE_BLOCK, dtype=torch.long, device=dev)
-            self._block = core.source_index(self.seeds.unsqueeze(1), self.episode.unsqueeze(1) + ahead)
+        if self._block_z is None or self._block_pos == self._block_len:
+            core = self.core
+            ahead = torch.arange(self._block_len, dtype=torch.long, device=core.device).unsqueeze(1)
+            idx = core.source_index(self.seeds, self.episode + ahead)  # B x N
+            self._block_z, self._block_obs = core.latents[idx], self._source_obs[idx]
             self._block_pos = 0
-        idx = self._block[:, self._block_pos]
+        pos = self._block_pos
         self._block_pos += 1
-        self.z = self.z0 = core.latents[idx]
-        self.t = torch.zeros(self.num_envs, dtype=torch.long, device=dev)
-        self.ret = torch.zeros(self.num_envs, device=dev)
-        self.episode = self.episode + 1
-        return self._source_obs[idx]
+        self.z = self.z0 = self._block_z[pos]
+        self.t, self.ret = self._t_zero, self._ret_zero
+        self._episode_ahead += 1
+        return self._block_obs[pos]
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -291,8 +336,8 @@ class LatentVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"latent env: got {len(seeds)} seeds for {self.num_envs} environments")
             self.seeds = torch.tensor(seeds, dtype=torch.long, device=self.core.device)
-            self.episode.zero_()
-        self._block = None
+            self.episode = torch.zeros(self.num_envs, dtype=torch.long, device=self.core.device)
+        self._block_z = None
         self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device))
         return self.core.observe(self.z, self.z0, self.t), {}
 
@@ -300,11 +345,16 @@ class LatentVectorEnv(VectorEnv):
     def step(self, actions):
         core = self.core
         a = torch.as_tensor(actions, dtype=torch.float32, device=core.device).clamp(-1, 1)
-        self.z = self.z + core.step_sigma * a  # core.delta(a), a clamped already
+        z = self.z = self.z + core.step_sigma * a  # core.delta(a), a clamped already
         self.t = self.t + 1
-        reward, terms = core._reward(self.z, a, self.z0)  # core.reward without a second no_grad
+        # (z - mu) / sigma once, for the novelty term and the observation (core.normalise)
+        core._step_q = (z, z._version, (z - core.mu) / core.sigma)
+        try:
+            reward, terms = core._reward(z, a, self.z0)  # core.reward without a second no_grad
+            final = core.observe(z, self.z0, self.t, self._t_one if self.one_step else None)
+        finally:
+            core._step_q = None
         self.ret = reward if self.one_step else self.ret + reward  # one_step: ret was 0
-        final = core.observe(self.z, self.z0, self.t, self._t_one if self.one_step else None)
         # Every step carries the final_* keys with their masks: `if terminated.any()` would be a host read.
         if self.one_step:
             terminated = torch.ones(self.num_envs, dtype=torch.bool, device=core.device)
