@@ -138,7 +138,7 @@ class LatentCore:
         m = len(self.zn)
         self._nn_rhs = (torch.cat([self.zn, torch.ones(m, 1, device=self.device), self.zn.pow(2).sum(-1, True)], -1).mT
                         if m > 25 else None)
-        self._step_q: tuple[torch.Tensor, int, torch.Tensor] | None = None  # see normalise()
+        self._step_q: tuple[torch.Tensor, torch.Tensor] | None = None  # (z, its normalised rows): see normalise()
         self.step_sigma = cfg.step_size * self.sigma  # delta(a) = step_sigma * clamp(a)
         self.c_ref = float(self.consistency(self.latents).mean().clamp(min=1e-8))
         nn_train = self.nn_distance(self.latents, exclude_self=True)
@@ -161,7 +161,8 @@ class LatentCore:
 
     # -- reward terms ------------------------------------------------------------------------
     # The terms are plain tensor maths (no autograd context of their own: the codec runs without
-    # gradients, and reward() and the vector env's step run under no_grad), so a step pays for one.
+    # gradients, reward() runs under no_grad and the vector env's step under inference_mode), so a step
+    # pays for one.
     def consistency(self, z: torch.Tensor) -> torch.Tensor:
         """Per-row mean squared encoder-decoder round-trip error in std units (on ``z``'s device)."""
         z2 = self.generator.encode(self.generator.decode(z))
@@ -171,9 +172,9 @@ class LatentCore:
 
     def normalise(self, z: torch.Tensor) -> torch.Tensor:
         """``(z - mu) / sigma``; the vector env's step computes it once for its reward and observation."""
-        memo = self._step_q
-        if memo is not None and memo[0] is z and memo[1] == z._version:
-            return memo[2]
+        memo = self._step_q  # set only while a step runs, for that step's z (terms do not change their inputs)
+        if memo is not None and memo[0] is z:
+            return memo[1]
         return (z - self.mu) / self.sigma
 
     def nn_distance(self, z: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
@@ -262,7 +263,14 @@ class LatentVectorEnv(VectorEnv):
     step, known without looking, so the autoreset takes a short path: the next sources come from a
     block of ``SOURCE_BLOCK`` episodes hashed at once and their first observations from a table --
     the same sources, observations and counters as the general path, in fewer tensor operations
-    (a step of one environment costs little more than its decode + encode)."""
+    (a step of one environment costs little more than its decode + encode).
+
+    ``step`` runs under ``torch.inference_mode`` (each small tensor operation skips the autograd
+    layers; at N = 1 that is a measurable part of a step). Two consequences: the codec and the reward
+    terms must not need autograd, and the tensors a step returns are inference tensors -- use them as
+    network inputs, copy them into buffers, compute with them, but ``clone()`` one before changing it
+    in place or before autograd has to save it (PPO, DDPG and DQN here only do the former).
+    ``reset`` returns ordinary tensors."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
     SOURCE_BLOCK = 64
@@ -341,16 +349,16 @@ class LatentVectorEnv(VectorEnv):
         self._start(torch.ones(self.num_envs, dtype=torch.bool, device=self.core.device))
         return self.core.observe(self.z, self.z0, self.t), {}
 
-    @torch.no_grad()
+    @torch.inference_mode()  # not no_grad: fewer dispatch layers per tensor operation (see the class docstring)
     def step(self, actions):
         core = self.core
         a = torch.as_tensor(actions, dtype=torch.float32, device=core.device).clamp(-1, 1)
         z = self.z = self.z + core.step_sigma * a  # core.delta(a), a clamped already
         self.t = self.t + 1
         # (z - mu) / sigma once, for the novelty term and the observation (core.normalise)
-        core._step_q = (z, z._version, (z - core.mu) / core.sigma)
+        core._step_q = (z, (z - core.mu) / core.sigma)
         try:
-            reward, terms = core._reward(z, a, self.z0)  # core.reward without a second no_grad
+            reward, terms = core._reward(z, a, self.z0)  # core.reward without its no_grad
             final = core.observe(z, self.z0, self.t, self._t_one if self.one_step else None)
         finally:
             core._step_q = None
