@@ -73,8 +73,9 @@ SCRIPT_OF = {"latent_env_speed_cpu": "latent_env_speed", "mnist_reference_cuda":
 WALL_KEYS = ("wall_seconds", "wall_s", "last_wall_s", "last_invocation_wall_seconds")
 # What the computed columns cannot say about a file (kept by hand; the columns are computed)
 NOTES = {
-    "anomalib_mnist": "reference rows = the CPU rows of recon_detectors.json, copied into the JSON; the anomalib "
-                      "rows without a commit are the earlier run (about 80 min of CPU to redo all 210)",
+    "anomalib_mnist": "reference rows = the CPU rows of recon_detectors.json, copied into the JSON; all 210 "
+                      "anomalib rows rerun with their commit (1 thread, about 50 min); their +dirty flags come from "
+                      "the run's own results file, counted as code before provenance.OUTPUTS",
     "fanogan_mnist": "reference row read from recon_detectors.json (seed-0 CPU means); 30 rows rerun on the lean "
                      "backbone (2 threads)",
     "mnist_reference": "run in the pinned environment on CPU (replaces the removed CUDA / torch 2.11 file)",
