@@ -45,13 +45,19 @@ class FixedFeatures:
         self._fn: Any = None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """The feature rows of ``images``, on the CPU (what the detectors store and compare)."""
+        return self.rows(images).cpu()
+
+    def rows(self, images: torch.Tensor) -> torch.Tensor:
+        """The same rows left where they were computed (``pixels``: the images' device; ``infeat``: the
+        network's), for callers that keep their features on the device (the loop rewards' step)."""
         if self.kind == "pixels":
-            return images.detach().float().flatten(1).cpu()
+            return images.detach().float().flatten(1)
         if self._fn is None:
             from benchbox.features import indomain_extractor
 
             self._fn = indomain_extractor(self.reference, device=self.device)
-        return self._fn(images).float().cpu()
+        return self._fn(images).float()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fn": None}

@@ -73,20 +73,6 @@ def loop_space(generator: Generator, latents: torch.Tensor, val: LabeledImages |
     return LoopSpace(featurize, ref)
 
 
-def device_features(featurize: FixedFeatures, images: torch.Tensor) -> torch.Tensor:
-    """``featurize(images)`` left on the images' device (:class:`FixedFeatures` hands the detectors CPU rows).
-
-    The same rows, bit for bit, without the copy to the host: ``pixels`` flattens the images, ``infeat``
-    runs the in-domain network on their device. :func:`loop_space` builds that network (it featurizes
-    the reference); after unpickling, the first call rebuilds it from the cache, a host round trip once.
-    """
-    if featurize.kind == "pixels":
-        return images.detach().float().flatten(1)
-    if featurize._fn is None:
-        featurize(featurize.reference[:1])  # builds the network: a CPU image in, a CPU row out, once
-    return featurize._fn(images).float()
-
-
 class LoopScorer:
     """The loop terms over a latent env's steps: ``scorer.coverage`` etc. are :data:`RewardTerm` s."""
 
@@ -125,7 +111,7 @@ class LoopScorer:
 
     def _features(self, z_new: torch.Tensor) -> torch.Tensor:
         return self._memo(z_new, "features",
-                          lambda: device_features(self.space.features, self._decoded(z_new)).to(self.device))
+                          lambda: self.space.features.rows(self._decoded(z_new)).to(self.device))
 
     def _own(self, z_new: torch.Tensor) -> torch.Tensor:
         return self._memo(z_new, "own", lambda: self.space.reference.own_score(self._features(z_new)))
@@ -158,7 +144,7 @@ class LoopScorer:
         """1-NN distance to the normals minus 1-NN distance to the pseudo-anomalies (classify mode)."""
         assert self.detector_space is not None
         dref = self.detector_space.reference
-        f = device_features(self.detector_space.features, images).to(dref.memory.device)
+        f = self.detector_space.features.rows(images).to(dref.memory.device)
         score = knn_scores(f, dref.memory, 1)
         if self.pseudo is not None and len(self.pseudo):
             score = score - knn_scores(f, self.pseudo, 1)
@@ -186,6 +172,6 @@ class LoopScorer:
         """Accept the decoded ``z`` as pseudo-anomalies: the current detector now scores their region high."""
         assert self.detector_space is not None
         dspace = self.detector_space
-        f = device_features(dspace.features, self.images(z)).to(dspace.reference.memory.device)
+        f = dspace.features.rows(self.images(z)).to(dspace.reference.memory.device)
         self.pseudo = f if self.pseudo is None else torch.cat([self.pseudo, f])
         self.threshold = self._threshold()
